@@ -1,0 +1,19 @@
+"""Attacks and random controls; all gradient attacks share `gradient_ascent`."""
+
+from scirobust.attacks.core import (
+    ATTACKS,
+    AttackSpec,
+    attack,
+    get_spec,
+    gradient_ascent,
+    preserved_model_state,
+)
+
+__all__ = [
+    "ATTACKS",
+    "AttackSpec",
+    "attack",
+    "get_spec",
+    "gradient_ascent",
+    "preserved_model_state",
+]

@@ -1,0 +1,284 @@
+"""Perturbation budgets: how much an input may move, where, in what units, inside which domain.
+
+A `Budget` is the single place that knows the geometry of the allowed perturbation set. Every
+attack and every random control goes through its three operations:
+
+* `steepest_step(grad, x0, fraction)`: the step of steepest ascent of the given length;
+* `project(x0, x)`: back onto the allowed set (ball ∩ mask ∩ domain if `outside="clip"`);
+* `random_delta(x0, kind, generator)`: a random perturbation of the same size as the attack.
+
+Units. ``eps`` is in the input's own units unless ``relative=True`` (eps is then a fraction of
+``|x|`` element by element, e.g. ``eps=0.03`` is a 3 % change) or ``scale`` is given (eps is
+then in units of ``scale``, e.g. the per-feature standard deviation).
+
+For ``norm="linf"`` element i may move by at most ``eps_i * unit_i`` where ``unit_i`` is 1,
+``|x0_i|`` or ``scale_i``. For ``norm="l2"`` the perturbation of one sample satisfies
+``||delta / scale||_2 <= eps`` (with ``scale``), ``||delta||_2 <= eps * ||x0||_2`` (with
+``relative=True``, the relative-L2 notion), or ``||delta||_2 <= eps``; norms are taken over the
+masked elements of one sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from scirobust.errors import BudgetError
+
+Norm = Literal["linf", "l2"]
+Outside = Literal["clip", "drop"]
+RandomKind = Literal["sign", "gaussian", "uniform"]
+TensorLike = float | int | Sequence[float] | Tensor
+
+_TINY = 1e-30
+
+
+def _to_tensor(value: TensorLike | None, name: str) -> Tensor | None:
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        tensor = value.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError) as exc:
+            raise BudgetError(
+                f"Budget.{name} must be a number, a sequence of numbers or a tensor; "
+                f"got {type(value).__name__}."
+            ) from exc
+    if tensor.dtype != torch.bool and not torch.isfinite(tensor).all():
+        raise BudgetError(f"Budget.{name} contains NaN or Inf; give finite values.")
+    return tensor
+
+
+def _per_sample_norm(t: Tensor) -> Tensor:
+    """L2 norm of each sample, shaped (batch, 1, ..., 1) to broadcast against the batch."""
+    flat = t.reshape(t.shape[0], -1)
+    norm = torch.linalg.vector_norm(flat, dim=1)
+    return norm.reshape((t.shape[0],) + (1,) * (t.dim() - 1))
+
+
+@dataclass(frozen=True, eq=False)
+class Budget:
+    """The set of allowed perturbations of one input sample.
+
+    Args:
+        eps: size of the perturbation, a float or a per-feature tensor broadcastable to one
+            sample (``linf`` only). Units: those of the input, or a fraction of ``|x|``
+            (``relative=True``), or units of ``scale``.
+        norm: ``"linf"`` (every element moves at most eps) or ``"l2"`` (Euclidean length of
+            the whole perturbation of one sample at most eps).
+        relative: eps is relative to the value being perturbed (``|x|`` element-wise for
+            ``linf``, ``||x||_2`` of the masked sample for ``l2``).
+        scale: per-feature unit of eps (e.g. the standard deviation of each input feature).
+        mask: boolean tensor broadcastable to one sample; True where the input may move.
+        bounds: ``(lower, upper)`` physical domain, each a scalar or per-feature tensor.
+        outside: ``"clip"`` perturbed inputs back into ``bounds``, or ``"drop"`` samples
+            that leave the domain (the audit counts and excludes them).
+    """
+
+    eps: TensorLike = 1.0
+    norm: Norm = "linf"
+    relative: bool = False
+    scale: TensorLike | None = None
+    mask: Tensor | Sequence[bool] | None = None
+    bounds: tuple[TensorLike, TensorLike] | None = None
+    outside: Outside = "clip"
+
+    def __post_init__(self) -> None:
+        if self.norm not in ("linf", "l2"):
+            raise BudgetError(f"Budget.norm must be 'linf' or 'l2'; got {self.norm!r}.")
+        if self.outside not in ("clip", "drop"):
+            raise BudgetError(f"Budget.outside must be 'clip' or 'drop'; got {self.outside!r}.")
+        eps = _to_tensor(self.eps, "eps")
+        assert eps is not None
+        if (eps < 0).any():
+            raise BudgetError(f"Budget.eps must be >= 0; got {self.eps!r}.")
+        if self.norm == "l2" and eps.numel() != 1:
+            raise BudgetError(
+                "A per-feature eps needs norm='linf'. For an L2 budget with features of "
+                "different size, give one eps and a per-feature `scale` instead."
+            )
+        object.__setattr__(self, "eps", eps)
+        scale = _to_tensor(self.scale, "scale")
+        if scale is not None and (scale < 0).any():
+            raise BudgetError("Budget.scale must be >= 0 everywhere (it is a unit of length).")
+        object.__setattr__(self, "scale", scale)
+        if self.mask is not None:
+            mask = torch.as_tensor(self.mask)
+            if mask.dtype != torch.bool:
+                if not ((mask == 0) | (mask == 1)).all():
+                    raise BudgetError(
+                        "Budget.mask must be boolean (or 0/1): True where the input may move."
+                    )
+                mask = mask.bool()
+            if not mask.any():
+                raise BudgetError("Budget.mask is False everywhere: nothing could be perturbed.")
+            object.__setattr__(self, "mask", mask)
+        if self.bounds is not None:
+            if not isinstance(self.bounds, tuple | list) or len(self.bounds) != 2:
+                raise BudgetError("Budget.bounds must be a pair (lower, upper).")
+            lower = _to_tensor(self.bounds[0], "bounds[0]")
+            upper = _to_tensor(self.bounds[1], "bounds[1]")
+            assert lower is not None and upper is not None
+            if (lower > upper).any():
+                raise BudgetError("Budget.bounds: lower bound exceeds upper bound somewhere.")
+            object.__setattr__(self, "bounds", (lower, upper))
+        elif self.outside == "drop":
+            raise BudgetError("Budget.outside='drop' needs `bounds` to say what the domain is.")
+
+    # ------------------------------------------------------------------ helpers
+    def scaled(self, factor: float) -> Budget:
+        """A copy with eps multiplied by ``factor`` (used by epsilon sweeps)."""
+        return dataclasses.replace(self, eps=self.eps * float(factor))
+
+    @property
+    def eps_max(self) -> float:
+        """Largest eps over features (a float, in the budget's units)."""
+        return float(torch.as_tensor(self.eps).max())
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise `BudgetError` if eps, scale, mask or bounds do not fit one sample of ``x``."""
+        if x.dim() < 2:
+            raise BudgetError(
+                f"Inputs must have a batch dimension first, shape (batch, ...); got shape "
+                f"{tuple(x.shape)}. For one sample use x.unsqueeze(0)."
+            )
+        sample = x.shape[1:]
+        for name in ("eps", "scale", "mask"):
+            value = getattr(self, name)
+            if value is not None:
+                self._check_broadcast(value, sample, name)
+        if self.bounds is not None:
+            self._check_broadcast(self.bounds[0], sample, "bounds[0]")
+            self._check_broadcast(self.bounds[1], sample, "bounds[1]")
+
+    @staticmethod
+    def _check_broadcast(value: Tensor, sample: torch.Size, name: str) -> None:
+        try:
+            ok = torch.broadcast_shapes(value.shape, sample) == sample
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise BudgetError(
+                f"Budget.{name} has shape {tuple(value.shape)}, which does not broadcast to "
+                f"one input sample of shape {tuple(sample)}."
+            )
+
+    def _on(self, value: Tensor, x: Tensor) -> Tensor:
+        return value.to(device=x.device, dtype=x.dtype if value.dtype != torch.bool else None)
+
+    def mask_for(self, x: Tensor) -> Tensor:
+        """Float tensor (1 where the input may move, 0 elsewhere) broadcast to ``x``."""
+        if self.mask is None:
+            return torch.ones_like(x)
+        return self._on(self.mask, x).to(x.dtype).expand_as(x)
+
+    def unit(self, x0: Tensor) -> Tensor:
+        """Per-element unit of eps: ``scale``, ``|x0|`` (relative linf) or 1."""
+        if self.scale is not None:
+            return self._on(self.scale, x0).expand_as(x0)
+        if self.relative and self.norm == "linf":
+            return x0.abs()
+        return torch.ones_like(x0)
+
+    def linf_radius(self, x0: Tensor) -> Tensor:
+        """How far each element may move under an L-inf budget (input units, masked)."""
+        return self._on(self.eps, x0) * self.unit(x0) * self.mask_for(x0)
+
+    def l2_radius(self, x0: Tensor) -> Tensor:
+        """Radius of the L2 ball of each sample in scaled units, shape (batch, 1, ..., 1)."""
+        eps = self._on(self.eps, x0).reshape(())
+        if self.relative and self.scale is None:
+            return eps * _per_sample_norm(x0 * self.mask_for(x0))
+        return eps * torch.ones((x0.shape[0],) + (1,) * (x0.dim() - 1), device=x0.device)
+
+    def _free(self, x0: Tensor) -> Tensor:
+        """1 where the element may move and has a non-zero unit."""
+        return self.mask_for(x0) * (self.unit(x0) > 0).to(x0.dtype)
+
+    # ------------------------------------------------------------------ operations
+    def steepest_step(self, grad: Tensor, x0: Tensor, fraction: float) -> Tensor:
+        """Step of steepest ascent along ``grad`` whose length is ``fraction`` of the budget.
+
+        ``linf``: ``fraction * radius * sign(grad)``; ``l2``: the normalised (scaled) gradient
+        times ``fraction * radius``. Elements outside the mask never move.
+        """
+        if self.norm == "linf":
+            return fraction * self.linf_radius(x0) * grad.sign()
+        unit = self.unit(x0)
+        scaled_grad = grad * unit * self._free(x0)
+        norm = _per_sample_norm(scaled_grad).clamp_min(_TINY)
+        return fraction * self.l2_radius(x0) * scaled_grad / norm * unit
+
+    def project(self, x0: Tensor, x: Tensor) -> Tensor:
+        """Project ``x`` onto the budget around ``x0``; clip into bounds if ``outside='clip'``."""
+        delta = (x - x0) * self.mask_for(x0)
+        if self.norm == "linf":
+            radius = self.linf_radius(x0)
+            delta = torch.maximum(torch.minimum(delta, radius), -radius)
+        else:
+            unit = self.unit(x0)
+            free = self._free(x0)
+            z = torch.where(free > 0, delta / unit.clamp_min(_TINY), torch.zeros_like(delta))
+            factor = (self.l2_radius(x0) / _per_sample_norm(z).clamp_min(_TINY)).clamp(max=1.0)
+            delta = z * factor * unit
+        return self.clip(x0 + delta)
+
+    def clip(self, x: Tensor) -> Tensor:
+        """Clip into the domain when ``outside='clip'``; otherwise return ``x`` unchanged."""
+        if self.bounds is None or self.outside != "clip":
+            return x
+        lower, upper = (self._on(b, x) for b in self.bounds)
+        return torch.maximum(torch.minimum(x, upper), lower)
+
+    def inside(self, x: Tensor) -> Tensor:
+        """Boolean per sample: True where every element of the sample lies within ``bounds``."""
+        if self.bounds is None:
+            return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        lower, upper = (self._on(b, x) for b in self.bounds)
+        ok = (x >= lower) & (x <= upper)
+        return ok.reshape(x.shape[0], -1).all(dim=1)
+
+    def random_delta(
+        self, x0: Tensor, kind: RandomKind, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """A random perturbation with the size of this budget (not yet clipped to bounds).
+
+        ``sign``: ±radius on every free element — for ``linf`` the same L-inf and L2 norm as
+        FGSM; ``gaussian``: Gaussian noise rescaled to the L2 norm of the sign perturbation
+        (``linf``) or to the radius (``l2``); ``uniform``: uniform in the L-inf box, or uniform
+        in the L2 ball. Random numbers are drawn on the CPU so results do not depend on device.
+        """
+        shape = x0.shape
+        if kind == "sign":
+            noise = torch.randint(0, 2, shape, generator=generator).double() * 2 - 1
+        elif kind == "gaussian":
+            noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+        elif kind == "uniform":
+            noise = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+        else:
+            raise BudgetError(f"Unknown random kind {kind!r}; use 'sign', 'gaussian' or 'uniform'.")
+        noise = noise.to(device=x0.device, dtype=x0.dtype)
+
+        if self.norm == "linf":
+            radius = self.linf_radius(x0)
+            if kind == "gaussian":
+                target = _per_sample_norm(radius)
+                noise = noise * (radius > 0).to(x0.dtype)
+                return noise * target / _per_sample_norm(noise).clamp_min(_TINY)
+            return noise * radius
+        free = self._free(x0)
+        z = noise * free
+        direction = z / _per_sample_norm(z).clamp_min(_TINY)
+        length = self.l2_radius(x0)
+        if kind == "uniform":
+            n_free = free.reshape(shape[0], -1).sum(dim=1).clamp_min(1)
+            u = torch.rand(shape[0], generator=generator, dtype=torch.float64).to(x0)
+            length = length * (u ** (1.0 / n_free)).reshape(length.shape)
+        return length * direction * self.unit(x0)

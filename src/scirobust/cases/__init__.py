@@ -1,0 +1,68 @@
+"""Reproduced experiments, each runnable as ``scirobust reproduce NAME``.
+
+A case module defines ``CASE = Case(...)`` whose ``run(options)`` builds data, model and
+objective, calls the engine, writes the standard results directory and report, and returns a
+`CaseOutput`. Modules are imported only when their case is asked for, so domain extras
+(ASE, xarray, ...) are never imported by ``import scirobust``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scirobust.errors import ConfigError
+from scirobust.results import Results
+
+# name -> module defining CASE; add a line here when a new case lands.
+CASE_MODULES: dict[str, str] = {
+    "poisson": "scirobust.cases.poisson",
+}
+
+
+@dataclass(frozen=True)
+class CaseOptions:
+    """Options every case accepts: output directory, quick mode, seed, device, quiet."""
+
+    output: Path
+    quick: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    quiet: bool = True
+
+
+@dataclass
+class CaseOutput:
+    """What a case returns: the results, the report path and a summary table for the terminal.
+
+    ``summary`` is a list of rows (first row = header) printed by the CLI.
+    """
+
+    results: Results
+    report: Path
+    summary: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A reproducible experiment: name, title, source paper section and its run function."""
+
+    name: str
+    title: str
+    paper: str
+    run: Callable[[CaseOptions], CaseOutput]
+
+
+def available() -> list[str]:
+    """Names of the registered cases."""
+    return sorted(CASE_MODULES)
+
+
+def get_case(name: str) -> Case:
+    """Import and return the case called ``name`` (ConfigError listing valid names if unknown)."""
+    if name not in CASE_MODULES:
+        raise ConfigError(f"Unknown case {name!r}. Available: {', '.join(available())}.")
+    module = importlib.import_module(CASE_MODULES[name])
+    return module.CASE
