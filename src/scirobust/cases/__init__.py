@@ -19,6 +19,9 @@ from scirobust.results import Results
 # name -> module defining CASE; add a line here when a new case lands.
 CASE_MODULES: dict[str, str] = {
     "poisson": "scirobust.cases.poisson",
+    "qcd": "scirobust.cases.qcd",
+    "airfoil": "scirobust.cases.airfoil",
+    "sio2": "scirobust.cases.sio2",
 }
 
 
@@ -64,5 +67,13 @@ def get_case(name: str) -> Case:
     """Import and return the case called ``name`` (ConfigError listing valid names if unknown)."""
     if name not in CASE_MODULES:
         raise ConfigError(f"Unknown case {name!r}. Available: {', '.join(available())}.")
-    module = importlib.import_module(CASE_MODULES[name])
+    try:
+        module = importlib.import_module(CASE_MODULES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != CASE_MODULES[name]:
+            raise ConfigError(
+                f"Case {name!r} needs the package {exc.name!r}; install the optional extra "
+                f"(pip install 'scirobust[atomistic]' for atomistic cases)."
+            ) from exc
+        raise ConfigError(f"Case {name!r} is not available in this installation.") from exc
     return module.CASE
