@@ -111,7 +111,11 @@ def _model_device(model: Any) -> torch.device:
 def _budget_description(budget: Budget) -> dict[str, Any]:
     def describe(v: Any) -> Any:
         if isinstance(v, Tensor):
-            return v.tolist() if v.numel() <= 64 else f"tensor{tuple(v.shape)}"
+            # Large tensors are summarised, but with a content hash: this description is part
+            # of the cache key, and a different mask of the same shape must not reuse cells.
+            if v.numel() <= 64:
+                return v.tolist()
+            return f"tensor{tuple(v.shape)}:{_fingerprint_tensors([v])}"
         if isinstance(v, tuple):
             return [describe(x) for x in v]
         return v
@@ -146,8 +150,9 @@ def _run_checks(
     checks: dict[str, Any] = {}
     notes: list[str] = []
     if isinstance(model, nn.Module):
+        stochastic_types = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
         stochastic = [type(m).__name__ for m in model.modules()
-                      if isinstance(m, nn.modules.dropout._DropoutNd | nn.modules.batchnorm._BatchNorm)]
+                      if isinstance(m, stochastic_types)]
         checks["train_mode_stochastic_layers"] = bool(model.training and stochastic)
         if model.training and stochastic:
             notes.append(
@@ -181,8 +186,16 @@ def _run_checks(
         xg = x.detach().requires_grad_(True)
         with torch.enable_grad():
             loss = objective(model(xg), xg)
-            (grad,) = torch.autograd.grad(loss.sum(), xg, allow_unused=True)
+            # A black-box model (no autograd graph) can still be audited with random controls,
+            # so record the missing gradient instead of failing here.
+            grad = None
+            if loss.requires_grad:
+                (grad,) = torch.autograd.grad(loss.sum(), xg, allow_unused=True)
     if grad is None:
+        notes.append(
+            "The objective has no gradient with respect to the input (model not differentiable "
+            "in torch): gradient attacks will fail; only random controls can be run."
+        )
         grad = torch.zeros_like(x)
     flat = grad.reshape(grad.shape[0], -1)
     checks["zero_gradient_fraction"] = float((flat == 0).all(dim=1).float().mean())
@@ -301,6 +314,15 @@ def audit(
         raise DataError("inputs must be a floating-point tensor of shape (N, ...) with N >= 1.")
     if targets is None and reference is None:
         raise DataError("Give targets (ground truth or labels) or a reference function.")
+    if targets is None and task == "classification":
+        raise DataError("task='classification' needs the integer labels as targets.")
+    if targets is None and isinstance(objective, str) and objective not in (
+        "mse", "against_reference"
+    ):
+        raise ConfigError(
+            f"objective={objective!r} compares with targets, but only a reference function was "
+            "given: pass targets, or leave objective unset (squared error against the reference)."
+        )
     if targets is not None and targets.shape[0] != inputs.shape[0]:
         raise DataError(
             f"inputs have {inputs.shape[0]} samples but targets have {targets.shape[0]}."
@@ -338,6 +360,11 @@ def audit(
 
     # One-step targeted attacks aim at a fixed random wrong class per sample.
     target_labels: Tensor | None = None
+    for r in runs:
+        if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
+            raise ConfigError(
+                f"{r.name} attacks classifiers: it needs task='classification' and labels."
+            )
     if any(get_spec(r.name).name == "fgsm_targeted" for r in runs):
         if task != "classification" or targets is None:
             raise ConfigError("fgsm_targeted needs task='classification' and labels.")

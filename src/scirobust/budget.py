@@ -196,7 +196,10 @@ class Budget:
         eps = self._on(self.eps, x0).reshape(())
         if self.relative and self.scale is None:
             return eps * _per_sample_norm(x0 * self.mask_for(x0))
-        return eps * torch.ones((x0.shape[0],) + (1,) * (x0.dim() - 1), device=x0.device)
+        # dtype of the input: a float32 radius would round float64 steps and promote
+        # bfloat16/float16 inputs to float32.
+        shape = (x0.shape[0],) + (1,) * (x0.dim() - 1)
+        return eps * torch.ones(shape, device=x0.device, dtype=x0.dtype)
 
     def _free(self, x0: Tensor) -> Tensor:
         """1 where the element may move and has a non-zero unit."""

@@ -99,6 +99,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _record_json(record: Record) -> dict[str, Any]:
+    """`Record.to_dict` with ±Inf as the strings "inf"/"-inf" (strict JSON has no Infinity;
+    `Record.from_dict` reads them back). A diverging model under attack gives Inf errors."""
+    return {
+        k: (("inf" if v > 0 else "-inf") if isinstance(v, float) and math.isinf(v) else v)
+        for k, v in record.to_dict().items()
+    }
+
+
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
         return None
@@ -174,7 +183,7 @@ class Results:
         """JSON text ``{"metadata": ..., "records": [...]}``; written atomically if ``path``."""
         payload = {
             "metadata": _json_safe(self.metadata),
-            "records": [r.to_dict() for r in self.records],
+            "records": [_record_json(r) for r in self.records],
         }
         text = json.dumps(payload, indent=2, allow_nan=False)
         if path is not None:

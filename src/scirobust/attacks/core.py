@@ -144,10 +144,17 @@ def _loss_and_grad(model: Model, objective: Objective, x: Tensor) -> tuple[Tenso
     return output.detach(), loss.detach(), grad
 
 
+def _has_fixed_targets(objective: Objective) -> bool:
+    return isinstance(getattr(objective, "targets", None), Tensor) and not getattr(
+        objective, "targeted", False
+    )
+
+
 def _refuse_own_prediction(objective: Objective, output0: Tensor) -> None:
     targets = getattr(objective, "targets", None)
     if (
         isinstance(targets, Tensor)
+        and isinstance(output0, Tensor)
         and not getattr(objective, "targeted", False)
         and targets.shape == output0.shape
         and torch.equal(targets.to(output0.device, output0.dtype), output0)
@@ -182,6 +189,11 @@ def gradient_ascent(
             objective = prepare(model(x0), x0)
     x = x0
     if random_start:
+        # The own-prediction refusal is about the clean input, so it must not be skipped
+        # because the loop starts elsewhere (PGD would otherwise accept what FGSM refuses).
+        if _has_fixed_targets(objective):
+            with torch.no_grad():
+                _refuse_own_prediction(objective, model(x0))
         x = budget.project(x0, x0 + budget.random_delta(x0, "uniform", generator))
     for step in range(steps):
         output, loss, grad = _loss_and_grad(model, objective, x)
@@ -193,7 +205,7 @@ def gradient_ascent(
                     "The input-gradient contains NaN or Inf; check the model and objective for "
                     "operations that are not differentiable at these inputs (sqrt(0), log(0))."
                 )
-            if not random_start and (loss == 0).all() and (grad == 0).all():
+            if (loss == 0).all() and (grad == 0).all():
                 raise ObjectiveError(
                     "The objective and its input-gradient are exactly zero for every sample: "
                     "the target is probably the model's own prediction. Use the ground truth or "

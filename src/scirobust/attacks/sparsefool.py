@@ -103,8 +103,8 @@ def sparsefool(
     """SparseFool restricted to the L-inf box of ``budget`` (and the domain bounds).
 
     ``objective`` must be `objectives.cross_entropy(labels)` (the true labels are read from it).
-    ``lambda_`` pushes the DeepFool point beyond the boundary (paper default 3); samples that
-    are misclassified already, or once fooled, are left as they are.
+    ``lambda_`` pushes the DeepFool point beyond the boundary (1: onto the boundary; paper
+    default 3); samples that are misclassified already, or once fooled, are left as they are.
     """
     labels = getattr(objective, "targets", None)
     if getattr(objective, "name", None) != "cross_entropy" or labels is None:
@@ -130,7 +130,10 @@ def sparsefool(
             model, x[idx], labels[idx], lower[idx], upper[idx], overshoot
         )
         x_flat0 = x0[idx].reshape(len(idx), -1)
-        boundary = x_flat0 + (1 + lambda_) * (boundary - x_flat0)
+        # As in the paper: aim at x_i + lambda * r_DF, measured from the point DeepFool started
+        # from (lambda = 1 is the boundary itself), not (1 + lambda) times from x0.
+        x_i = x[idx].reshape(len(idx), -1)
+        boundary = x_i + lambda_ * (boundary - x_i)
         lo_flat, hi_flat = lower[idx].reshape(len(idx), -1), upper[idx].reshape(len(idx), -1)
         solved = _linear_solver(x[idx].reshape(len(idx), -1), normal, boundary, lo_flat, hi_flat)
         solved = x_flat0 + (1 + overshoot) * (solved - x_flat0)

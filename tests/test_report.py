@@ -1,0 +1,238 @@
+"""Tests of scirobust.report: summary table, standard figures, self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+from scirobust import DataError, Record, Results
+from scirobust.report import (
+    COLORS,
+    attack_styles,
+    plot_metric_vs_eps,
+    plot_ratio,
+    summary_rows,
+    write_report,
+)
+
+NAN = float("nan")
+WARNING = "Model outputs look like <probabilities> & may mask gradients"
+
+
+def _regression() -> Results:
+    """Hand-built regression results: 2-draw random controls, two attacks, per-variable RMSE."""
+    recs = [Record("toy", "net", "clean", 0.0, "rmse", 0.1, 0.01, 50)]
+    recs += [Record("toy", "net", "clean", 0.0, f"rmse[{v}]", 0.1, 0.01, 50) for v in "uv"]
+    table = {  # attack -> eps -> (value, stderr, spread)
+        "random_sign": {0.01: (0.10123, 0.0101, 0.0004), 0.1: (0.12, 0.011, 0.002)},
+        "random_gaussian": {0.01: (0.1011, 0.0101, 0.0003), 0.1: (0.119, 0.011, 0.003)},
+        "fgsm": {0.01: (0.15, 0.012, NAN), 0.1: (0.61234, 0.0456, NAN)},
+        "pgd_linf": {0.01: (0.16, 0.013, NAN), 0.1: (0.7, 0.05, NAN)},
+    }
+    for attack, by_eps in table.items():
+        for eps, (value, se, spread) in by_eps.items():
+            dropped = 3 if (attack, eps) == ("pgd_linf", 0.1) else 0
+            recs.append(Record("toy", "net", attack, eps, "rmse", value, se, 50, spread, dropped))
+            for k, v in enumerate("uv"):
+                recs.append(Record("toy", "net", attack, eps, f"rmse[{v}]", value * (1 + k),
+                                   se, 50, spread))
+    for attack in ("fgsm", "pgd_linf"):
+        for eps in (0.01, 0.1):
+            base = table["random_sign"][eps][0]
+            value = table[attack][eps][0]
+            recs.append(Record("toy", "net", attack, eps, "rmse_ratio", value / base, 0.25, 50,
+                               baseline="random_sign"))
+            for v in "uv":
+                recs.append(Record("toy", "net", attack, eps, f"rmse[{v}]_ratio", value / base,
+                                   0.25, 50, baseline="random_sign"))
+    metadata = {
+        "description": "A toy regression network.\n\nSecond paragraph about the data.",
+        "notes": ["Exact: the attack formulas.", "Stand-in: a 4-input toy network."],
+        "warnings": [WARNING],
+        "checks": {"randomised_output": False, "zero_gradient_fraction": 0.0},
+        "config": {"budget": {"norm": "linf", "relative": False}, "epsilons": [0.01, 0.1]},
+        "seed": 7,
+        "torch_version": "2.x",
+        "wall_time_s": 1.25,
+    }
+    return Results(recs, metadata)
+
+
+def _classification() -> Results:
+    """Two models, accuracy only, one epsilon, some NaN stderr, no ratio records."""
+    recs = []
+    for model, (clean, rnd, adv) in {"small": (0.9, 0.88, 0.2), "big": (0.95, 0.94, 0.5)}.items():
+        recs += [
+            Record("mnist", model, "clean", 0.0, "accuracy", clean, 0.01, 100),
+            Record("mnist", model, "random_sign", 0.03, "accuracy", rnd, NAN, 100, 0.01),
+            Record("mnist", model, "fgsm", 0.03, "accuracy", adv, 0.04, 100),
+        ]
+    return Results(recs, {"config": {"budget": {"relative": True}}})
+
+
+def _refs_to_files(text: str) -> list[str]:
+    """Every src=/href= value that is not an inline data: URI."""
+    return [m for m in re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", text)
+            if not m.startswith("data:")]
+
+
+def test_write_report_creates_figures_and_self_contained_html(tmp_path: Path) -> None:
+    results = _regression()
+    path = write_report(results, tmp_path, title="Toy <audit>")
+    assert path == tmp_path / "report.html"
+    figures = tmp_path / "figures"
+    for stem in ("rmse_vs_eps", "rmse_ratio", "rmse_per_variable_vs_eps",
+                 "rmse_per_variable_ratio"):
+        assert (figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (figures / f"{stem}.svg").read_bytes()[:2000]
+    assert not (tmp_path / "results.csv").exists()
+    assert not (tmp_path / "results.json").exists()
+
+    text = path.read_text(encoding="utf-8")
+    assert _refs_to_files(text) == []
+    assert 'src="figures/' not in text
+    assert text.count('src="data:image/png;base64,') == 4
+    # escaped text: title, warning, description, notes
+    assert "<title>Toy &lt;audit&gt;</title>" in text
+    assert "Model outputs look like &lt;probabilities&gt; &amp; may mask gradients" in text
+    assert "<probabilities>" not in text
+    assert text.index("Warnings") < text.index("Summary")
+    assert "<p>Second paragraph about the data.</p>" in text
+    assert "Stand-in: a 4-input toy network." in text
+    assert "dropped samples" in text  # pgd_linf at 0.1 dropped 3
+    assert "<details>" in text and "zero_gradient_fraction" in text
+    assert "0.6123 ± 0.046" in text  # summary table cell
+
+
+def test_summary_rows_regression() -> None:
+    rows = summary_rows(_regression())
+    assert rows[0] == ["model", "epsilon", "clean", "random_sign", "random_gaussian", "fgsm",
+                       "pgd_linf", "fgsm / random_sign", "pgd_linf / random_sign"]
+    assert len(rows) == 3  # header + two epsilons
+    assert rows[1][:5] == ["net", "0.01", "0.1 ± 0.01", "0.1012 ± 0.01", "0.1011 ± 0.01"]
+    assert rows[2][5] == "0.6123 ± 0.046"
+    assert rows[2][7] == f"{0.61234 / 0.12:.4g} ± 0.25"  # the stored ratio record
+    per_var = summary_rows(_regression(), "rmse[v]")
+    assert per_var[2][5] == f"{2 * 0.61234:.4g} ± 0.046"
+
+
+def test_summary_rows_classification_computes_ratio_and_handles_nan() -> None:
+    rows = summary_rows(_classification())
+    assert rows[0] == ["model", "epsilon", "clean", "random_sign", "fgsm", "fgsm / random_sign"]
+    assert [r[0] for r in rows[1:]] == ["small", "big"]
+    small = rows[1]
+    assert small[1:5] == ["0.03", "0.9 ± 0.01", "0.88", "0.2 ± 0.04"]  # NaN stderr: value only
+    ratio, se = small[5].split(" ± ")
+    assert math.isclose(float(ratio), 0.2 / 0.88, rel_tol=1e-3)
+    assert math.isclose(float(se), 0.2 / 0.88 * 0.04 / 0.2, rel_tol=0.05)
+
+
+def test_classification_report_has_no_ratio_figure(tmp_path: Path) -> None:
+    path = write_report(_classification(), tmp_path)
+    assert (tmp_path / "figures" / "accuracy_vs_eps.png").exists()
+    assert not list((tmp_path / "figures").glob("*ratio*"))
+    text = path.read_text(encoding="utf-8")
+    assert "No warnings." in text
+    assert _refs_to_files(text) == []
+
+
+def test_no_random_control(tmp_path: Path) -> None:
+    results = Results([
+        Record("c", "m", "clean", 0.0, "mae", 1.0, 0.1, 10),
+        Record("c", "m", "fgsm", 0.5, "mae", 3.0, NAN, 10),
+    ])
+    assert summary_rows(results)[0] == ["model", "epsilon", "clean", "fgsm"]
+    with pytest.raises(DataError, match="random control"):
+        plot_ratio(results, "mae")
+    text = write_report(results, tmp_path).read_text(encoding="utf-8")
+    assert "No random control" in text
+    assert not list((tmp_path / "figures").glob("*ratio*"))
+
+
+def test_regenerate_from_saved_directory_with_case_figure_and_table(tmp_path: Path) -> None:
+    _regression().save(tmp_path)
+    case_dir = tmp_path / "figures" / "case"
+    case_dir.mkdir(parents=True)
+    fig = Figure(figsize=(1.5, 1.0))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    fig.savefig(case_dir / "b_field.png", dpi=40)
+    fig.savefig(case_dir / "a_error_map.png", dpi=40)
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "paper_comparison.csv").write_text(
+        "quantity,paper,here\nRMSE ratio,4.2,3.9<x>\n", encoding="utf-8")
+
+    loaded = Results.load(tmp_path)
+    text = write_report(loaded, tmp_path).read_text(encoding="utf-8")
+    assert "Case figures" in text
+    png = base64.b64encode((case_dir / "b_field.png").read_bytes()).decode()
+    assert png in text
+    assert text.index('alt="a_error_map"') < text.index('alt="b_field"')
+    assert "<caption>paper_comparison</caption>" in text
+    assert "<th>paper</th>" in text and "<td>3.9&lt;x&gt;</td>" in text
+    assert "Model outputs look like &lt;probabilities&gt;" in text  # metadata survived save
+    assert _refs_to_files(text) == []
+    assert (case_dir / "b_field.png").exists()  # case figures are kept
+
+
+def test_empty_results_raise_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no records"):
+        write_report(Results(), tmp_path)
+    with pytest.raises(DataError):
+        summary_rows(Results())
+    with pytest.raises(DataError):
+        plot_metric_vs_eps(Results(), "rmse")
+    assert not (tmp_path / "report.html").exists()
+    with pytest.raises(DataError, match="mae"):
+        summary_rows(_regression(), "mae")
+
+
+def test_plot_helpers_on_given_axes_and_log_scale() -> None:
+    fig = Figure(figsize=(3, 2))
+    ax = fig.add_subplot()
+    assert plot_metric_vs_eps(_regression(), "rmse", ax=ax) is fig
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["clean", "random_sign", "random_gaussian", "fgsm", "pgd_linf"]
+    assert ax.get_yscale() == "linear"
+
+    wide = Results([
+        Record("c", "m", "clean", 0.0, "mse", 1e-4, NAN, 5),
+        Record("c", "m", "random_sign", 0.1, "mse", 2e-4, NAN, 5, 1e-5),
+        Record("c", "m", "fgsm", 0.1, "mse", 0.5, NAN, 5),
+    ])
+    fig = plot_metric_vs_eps(wide, "mse")
+    assert fig.axes[0].get_yscale() == "log"
+
+    fig = plot_ratio(_regression(), "rmse")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "fgsm" in labels and "random_sign" not in labels
+    assert "relative perturbation" in plot_metric_vs_eps(_classification(), "accuracy")\
+        .axes[0].get_xlabel()
+    assert len([a for a in plot_metric_vs_eps(_classification(), "accuracy").axes
+                if a.get_visible()]) == 2  # one panel per model
+
+
+def test_palette_roles_and_consistent_styles() -> None:
+    assert COLORS["clean"] == "#000000"
+    assert len({COLORS["clean"], COLORS["random"], COLORS["adversarial"]}) == 3
+    assert COLORS.fgsm == COLORS["fgsm"]
+    styles = attack_styles(_regression())
+    assert styles["random_sign"].kind == "random"
+    assert styles["fgsm"].kind == "adversarial"
+    assert styles["fgsm"].color == COLORS["fgsm"]
+    assert styles["random_sign"].color == COLORS["random_sign"]
+    colors = [styles[a].color for a in ("random_sign", "random_gaussian", "fgsm", "pgd_linf")]
+    assert len(set(colors)) == 4
+    # the same attack is drawn in the same colour in every figure
+    value_fig = plot_metric_vs_eps(_regression(), "rmse")
+    ratio_fig = plot_ratio(_regression(), "rmse")
+
+    def color_of(fig: Figure, label: str) -> str:
+        handles, labels = fig.axes[0].get_legend_handles_labels()
+        return handles[labels.index(label)].get_color()
+
+    assert color_of(value_fig, "fgsm") == color_of(ratio_fig, "fgsm") == COLORS["fgsm"]

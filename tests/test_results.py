@@ -1,0 +1,128 @@
+"""Results: tidy records, CSV/JSON round trips (NaN and Inf included), atomic writes, loading."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scirobust import DataError, Record, Results
+from scirobust.results import COLUMNS
+
+NAN = float("nan")
+
+
+def _sample() -> Results:
+    return Results(
+        records=[
+            Record("poisson", "pinn", "clean", 0.0, "rmse", 0.125, 0.01, 64),
+            Record("poisson", "pinn", "random_sign", 0.1, "rmse", 0.25, 0.02, 64, spread=0.003),
+            Record("poisson", "pinn", "fgsm", 0.1, "rmse", 1.5, NAN, 62, n_dropped=2),
+            Record("poisson", "pinn", "fgsm", 0.1, "rmse_ratio", 6.0, 0.5, 62,
+                   baseline="random_sign"),
+            Record("poisson", "pinn", "pgd_linf", 0.1, "rmse", math.inf, NAN, 62),
+        ],
+        metadata={"seed": 3, "checks": {"zero_gradient_fraction": 0.0, "bad": NAN}},
+        per_sample={"fgsm|0.1|rmse": np.arange(6.0).reshape(3, 2)},
+    )
+
+
+def _dicts(results: Results) -> list[dict]:
+    # Records hold NaN, which never compares equal; compare their JSON-style dicts instead.
+    return [r.to_dict() for r in results.records]
+
+
+def test_columns_cover_the_tidy_format() -> None:
+    for column in ("case", "model", "attack", "epsilon", "metric", "value", "stderr", "n"):
+        assert column in COLUMNS
+    header = _sample().to_csv().splitlines()[0].split(",")
+    assert header == list(COLUMNS)
+
+
+def test_csv_round_trip_with_nan_as_empty(tmp_path: Path) -> None:
+    results = _sample()
+    results.to_csv(tmp_path / "results.csv")
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["spread"] == "" and rows[2]["stderr"] == ""  # NaN is written as empty
+    assert rows[3]["baseline"] == "random_sign"
+    loaded = Results.load(tmp_path / "results.csv")
+    assert _dicts(loaded) == _dicts(results)
+    assert math.isnan(loaded.records[2].stderr) and loaded.records[2].n_dropped == 2
+    assert loaded.records[4].value == math.inf
+
+
+def test_json_round_trip_with_nan_as_null(tmp_path: Path) -> None:
+    results = _sample()
+    text = results.to_json(tmp_path / "results.json")
+    payload = json.loads(text)  # strict JSON: no NaN/Infinity literals
+    assert payload["records"][2]["stderr"] is None
+    assert payload["metadata"]["checks"]["bad"] is None
+    loaded = Results.load(tmp_path / "results.json")
+    assert _dicts(loaded) == _dicts(results)
+    assert loaded.metadata["seed"] == 3
+
+
+def test_infinite_values_survive_json(tmp_path: Path) -> None:
+    # Regression: an attack that makes the model diverge gives an infinite RMSE; saving used
+    # to crash (json allow_nan=False) after the whole sweep had run.
+    results = Results([Record("c", "m", "fgsm", 0.1, "rmse", math.inf, -math.inf)])
+    loaded = Results.load(results.save(tmp_path))
+    assert loaded.records[0].value == math.inf and loaded.records[0].stderr == -math.inf
+    json.loads((tmp_path / "results.json").read_text())  # still valid strict JSON
+
+
+def test_save_writes_only_final_files(tmp_path: Path) -> None:
+    out = _sample().save(tmp_path / "run")
+    assert sorted(os.listdir(out)) == ["per_sample.npz", "results.csv", "results.json"]
+    loaded = Results.load(out)
+    np.testing.assert_array_equal(loaded.per_sample["fgsm|0.1|rmse"], np.arange(6.0).reshape(3, 2))
+    assert _dicts(loaded) == _dicts(_sample())
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path, monkeypatch) -> None:
+    results = _sample()
+    results.save(tmp_path)
+    old = (tmp_path / "results.csv").read_text()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    results.records.append(Record("x", "y", "z", 1.0, "rmse", 1.0))
+    with pytest.raises(OSError, match="disk full"):
+        results.to_csv(tmp_path / "results.csv")
+    assert (tmp_path / "results.csv").read_text() == old
+    assert sorted(os.listdir(tmp_path)) == ["per_sample.npz", "results.csv", "results.json"]
+
+
+def test_load_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"No results found.*results\.json or results\.csv"):
+        Results.load(tmp_path / "missing")
+    with pytest.raises(DataError, match="No results found"):
+        Results.load(tmp_path)  # exists but empty
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"not a scirobust results\.json"):
+        Results.load(tmp_path)
+    with pytest.raises(DataError, match="lacks the column"):
+        Record.from_dict({"case": "c", "model": "m"})
+
+
+def test_select_value_and_names() -> None:
+    results = _sample()
+    assert results.value(attack="fgsm", metric="rmse") == 1.5
+    assert len(results.select(epsilon=0.1)) == 4
+    with pytest.raises(DataError, match="2 records match"):
+        results.value(attack="fgsm")
+    assert results.attacks == ["clean", "random_sign", "fgsm", "pgd_linf"]
+    assert results.metrics == ["rmse", "rmse_ratio"]
+    assert [r["attack"] for r in results.summary_rows()] == [*results.attacks[:3], "pgd_linf"]
+    merged = Results()
+    merged.extend(results)
+    merged.extend([Record("a", "b", "c", 0.0, "mae", 1.0)])
+    assert len(merged) == 6 and "fgsm|0.1|rmse" in merged.per_sample
