@@ -367,3 +367,41 @@ def test_cuda_audit_matches_cpu() -> None:
     for a, b in zip(cpu.records, gpu.records, strict=True):
         assert (a.attack, a.epsilon, a.metric, a.n) == (b.attack, b.epsilon, b.metric, b.n)
         assert b.value == pytest.approx(a.value, rel=1e-3, abs=1e-5)
+
+
+def test_attack_in_another_norm_than_budget_is_refused_next_to_random_controls() -> None:
+    """pgd_l2 inside an L-inf audit would be compared with L-inf-sized random noise."""
+    model = torch.nn.Linear(3, 1)
+    x = torch.randn(8, 3)
+    with pytest.raises(ConfigError, match="pgd_l2"):
+        audit(model, x, torch.randn(8, 1), epsilons=[0.1],
+              attacks=["random_sign", "pgd_l2"], budget=Budget(norm="linf"))
+    # alone, or in an L2 budget, it is fine
+    res = audit(model, x, torch.randn(8, 1), epsilons=[0.1],
+                attacks=["random_sign", "pgd_l2"], budget=Budget(norm="l2"), n_random=2)
+    assert res.select(attack="pgd_l2", metric="rmse")
+
+
+def test_per_sample_arrays_exclude_dropped_draws() -> None:
+    """per_sample values average only the draws that kept the sample (NaN if none did)."""
+    model = torch.nn.Linear(2, 1)
+    x = torch.tensor([[0.0, 0.0], [0.99, 0.0]])
+    res = audit(model, x, torch.zeros(2, 1), epsilons=[0.5], attacks=["random_sign"],
+                budget=Budget(bounds=(-1.0, 1.0), outside="drop"), metrics=["mse"], n_random=4)
+    values = res.per_sample["random_sign|0.5|mse"][:, 0]
+    assert np.isfinite(values[0])
+    # the second sample leaves the domain whenever its first coordinate moves up (p = 1/2 per
+    # draw); whatever the draws, its value must be finite only if some draw kept it
+    kept_any = res.select(attack="random_sign", metric="mse")[0].n == 2
+    assert np.isfinite(values[1]) == kept_any
+
+
+def test_cache_distinguishes_reference_functions(tmp_path: Path) -> None:
+    """Two different lambdas as references must not share cached cells."""
+    model = torch.nn.Linear(1, 1)
+    x = torch.linspace(-1, 1, 16)[:, None]
+    kwargs = dict(epsilons=[0.1], attacks=["fgsm"], cache_dir=tmp_path, metrics=["mse"])
+    first = audit(model, x, reference=lambda z: z * 2, **kwargs)
+    second = audit(model, x, reference=lambda z: z * 3, **kwargs)
+    assert second.metadata["cells_reused_from_cache"] == 0
+    assert first.value(attack="fgsm", metric="mse") != second.value(attack="fgsm", metric="mse")

@@ -207,3 +207,17 @@ def test_random_delta_reproducible_with_seed() -> None:
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert _norminf(a).max() > 0
+
+
+def test_random_gaussian_follows_per_feature_scale() -> None:
+    """Features with a tiny unit must get tiny Gaussian noise, not an equal share of the norm."""
+    x0 = torch.zeros(2000, 2)
+    budget = Budget(eps=0.1, scale=torch.tensor([10.0, 0.01]))
+    gauss = budget.random_delta(x0, "gaussian", torch.Generator().manual_seed(0))
+    sign = budget.random_delta(x0, "sign", torch.Generator().manual_seed(0))
+    # same L2 size as the sign control on every sample ...
+    torch.testing.assert_close(gauss.norm(dim=1), sign.norm(dim=1))
+    # ... and the small feature moves about 1000x less than the large one (median of a ratio
+    # of two Gaussians' magnitudes is 1, so the median ratio is the ratio of units)
+    ratio = (gauss[:, 1].abs() / gauss[:, 0].abs()).median()
+    assert 0.5e-3 < float(ratio) < 2e-3

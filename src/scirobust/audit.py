@@ -94,6 +94,25 @@ def _fingerprint_tensors(tensors: Sequence[Tensor | None]) -> str:
     return h.hexdigest()[:16]
 
 
+def _callable_fingerprint(fn: Any) -> str | None:
+    """Identify a reference or objective builder by its code, not only by its name.
+
+    Two lambdas share the name ``<lambda>``; hashing the bytecode and constants keeps a cache
+    from reusing cells computed with a different reference function.
+    """
+    if fn is None or isinstance(fn, str):
+        return fn
+    if isinstance(fn, nn.Module):
+        return _model_fingerprint(fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f"{type(fn).__module__}.{type(fn).__qualname__}"
+    h = hashlib.sha256(code.co_code)
+    h.update(repr(code.co_consts).encode())
+    h.update(getattr(fn, "__qualname__", "").encode())
+    return h.hexdigest()[:16]
+
+
 def _model_fingerprint(model: Any) -> str:
     if isinstance(model, nn.Module):
         state = model.state_dict()
@@ -232,15 +251,21 @@ class _Cell:
             return cls(comps, data["kept"])
 
 
+def _per_sample_mean(cell: _Cell, metric: str) -> np.ndarray:
+    """Components per sample averaged over the draws that kept it (NaN if none did)."""
+    weights = cell.kept[:, :, None].astype(np.float64)
+    counts = weights.sum(axis=0)
+    total = (cell.components[metric] * weights).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, total / counts, np.nan)
+
+
 def _pool(cell: _Cell, metric: Metric) -> tuple[list[tuple[str, float, float]], int, int,
                                                dict[str, float]]:
     """Reduce one cell: pooled value/stderr over samples, n kept, n dropped, spread per name."""
     comps, kept = cell.components[metric.name], cell.kept
     ever = kept.any(axis=0)
-    weights = kept[:, :, None].astype(np.float64)
-    counts = weights.sum(axis=0)
-    pooled = np.where(counts > 0, (comps * weights).sum(axis=0) / np.maximum(counts, 1), 0.0)
-    reduced = metric.reduce(pooled[ever])
+    reduced = metric.reduce(_per_sample_mean(cell, metric.name)[ever])
     spread: dict[str, float] = {}
     if comps.shape[0] > 1:
         per_draw = [dict((n, v) for n, v, _ in metric.reduce(comps[d][kept[d]]))
@@ -342,6 +367,14 @@ def audit(
         raise ConfigError("Two attacks share a name; give each a distinct 'label'.")
     budget = budget or Budget()
     budget.check_input(inputs)
+    mismatched = [r.key for r in runs if get_spec(r.name).norm not in (None, budget.norm)]
+    if mismatched and any(get_spec(r.name).is_random for r in runs):
+        raise ConfigError(
+            f"{', '.join(mismatched)} work(s) in another norm than the budget "
+            f"(norm={budget.norm!r}); their ratio to the random controls would compare "
+            "perturbations of different sizes. Audit them in a separate run whose budget has "
+            "their norm (pgd_l2 -> norm='l2', pgd_linf -> norm='linf')."
+        )
     if budget.bounds is not None and not budget.inside(inputs).all():
         n_out = int((~budget.inside(inputs)).sum())
         raise DataError(f"{n_out} clean inputs already lie outside Budget.bounds; fix the bounds "
@@ -412,7 +445,8 @@ def audit(
     base_key = {
         "data": data_fp, "model": model_fp, "budget": _budget_description(budget),
         "metrics": [m.name for m in metric_objs], "seed": seed, "task": task,
-        "objective": getattr(objective, "__name__", objective), "batch": batch_size,
+        "objective": _callable_fingerprint(objective),
+        "reference": _callable_fingerprint(reference), "batch": batch_size,
         "variables": list(variable_names or []),
     }
     cache = Path(cache_dir) / "cells" if cache_dir is not None else None
@@ -475,8 +509,8 @@ def audit(
                         spread.get(name, float("nan")), n_dropped,
                     ))
                 if keep_per_sample:
-                    results.per_sample[f"{attack_name}|{eps:g}|{m.name}"] = (
-                        cell.components[m.name].mean(axis=0)
+                    results.per_sample[f"{attack_name}|{eps!r}|{m.name}"] = _per_sample_mean(
+                        cell, m.name
                     )
             bar.advance()
 

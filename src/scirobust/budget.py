@@ -206,32 +206,42 @@ class Budget:
         return self.mask_for(x0) * (self.unit(x0) > 0).to(x0.dtype)
 
     # ------------------------------------------------------------------ operations
+    def around(self, x0: Tensor) -> Ball:
+        """The budget evaluated at the clean batch ``x0``: what every attack step needs.
+
+        Attacks call this once and then `Ball.step` / `Ball.project` per step, so radii,
+        masks and bounds are not rebuilt at every iteration.
+        """
+        mask = None if self.mask is None else self._on(self.mask, x0).to(x0.dtype)
+        lower = upper = None
+        if self.bounds is not None and self.outside == "clip":
+            lower, upper = (self._on(b, x0) for b in self.bounds)
+        if self.norm == "linf":
+            radius = self._on(self.eps, x0)
+            if self.scale is not None:
+                radius = radius * self._on(self.scale, x0)
+            elif self.relative:
+                radius = radius * x0.abs()
+            if mask is not None:
+                radius = radius * mask
+            return Ball(x0, mask, lower, upper, linf_radius=radius)
+        unit = self.unit(x0)
+        return Ball(
+            x0, mask, lower, upper,
+            l2_unit=unit, l2_free=self._free(x0), l2_radius=self.l2_radius(x0),
+        )
+
     def steepest_step(self, grad: Tensor, x0: Tensor, fraction: float) -> Tensor:
         """Step of steepest ascent along ``grad`` whose length is ``fraction`` of the budget.
 
         ``linf``: ``fraction * radius * sign(grad)``; ``l2``: the normalised (scaled) gradient
         times ``fraction * radius``. Elements outside the mask never move.
         """
-        if self.norm == "linf":
-            return fraction * self.linf_radius(x0) * grad.sign()
-        unit = self.unit(x0)
-        scaled_grad = grad * unit * self._free(x0)
-        norm = _per_sample_norm(scaled_grad).clamp_min(_TINY)
-        return fraction * self.l2_radius(x0) * scaled_grad / norm * unit
+        return self.around(x0).step(grad, fraction)
 
     def project(self, x0: Tensor, x: Tensor) -> Tensor:
         """Project ``x`` onto the budget around ``x0``; clip into bounds if ``outside='clip'``."""
-        delta = (x - x0) * self.mask_for(x0)
-        if self.norm == "linf":
-            radius = self.linf_radius(x0)
-            delta = torch.maximum(torch.minimum(delta, radius), -radius)
-        else:
-            unit = self.unit(x0)
-            free = self._free(x0)
-            z = torch.where(free > 0, delta / unit.clamp_min(_TINY), torch.zeros_like(delta))
-            factor = (self.l2_radius(x0) / _per_sample_norm(z).clamp_min(_TINY)).clamp(max=1.0)
-            delta = z * factor * unit
-        return self.clip(x0 + delta)
+        return self.around(x0).project(x)
 
     def clip(self, x: Tensor) -> Tensor:
         """Clip into the domain when ``outside='clip'``; otherwise return ``x`` unchanged."""
@@ -254,9 +264,10 @@ class Budget:
         """A random perturbation with the size of this budget (not yet clipped to bounds).
 
         ``sign``: ±radius on every free element — for ``linf`` the same L-inf and L2 norm as
-        FGSM; ``gaussian``: Gaussian noise rescaled to the L2 norm of the sign perturbation
-        (``linf``) or to the radius (``l2``); ``uniform``: uniform in the L-inf box, or uniform
-        in the L2 ball. Random numbers are drawn on the CPU so results do not depend on device.
+        FGSM; ``gaussian``: Gaussian noise scaled element-wise by the radius and rescaled to the
+        L2 norm of the sign perturbation (``linf``), or to the radius (``l2``); ``uniform``:
+        uniform in the L-inf box, or uniform in the L2 ball. Random numbers are drawn on the
+        CPU so results do not depend on the device.
         """
         shape = x0.shape
         if kind == "sign":
@@ -272,8 +283,10 @@ class Budget:
         if self.norm == "linf":
             radius = self.linf_radius(x0)
             if kind == "gaussian":
+                # Shaped by each element's own radius (features in different units or a
+                # relative budget), then rescaled to the L2 norm of the sign perturbation.
                 target = _per_sample_norm(radius)
-                noise = noise * (radius > 0).to(x0.dtype)
+                noise = noise * radius
                 return noise * target / _per_sample_norm(noise).clamp_min(_TINY)
             return noise * radius
         free = self._free(x0)
@@ -285,3 +298,49 @@ class Budget:
             u = torch.rand(shape[0], generator=generator, dtype=torch.float64).to(x0)
             length = length * (u ** (1.0 / n_free)).reshape(length.shape)
         return length * direction * self.unit(x0)
+
+
+@dataclass(frozen=True, eq=False)
+class Ball:
+    """A `Budget` evaluated at one clean batch: the allowed set around ``x0``.
+
+    Built by `Budget.around`; holds the L-inf radius (masked, input units) or the L2 unit,
+    free-element mask and per-sample radius, and the clip bounds (None unless clipping).
+    """
+
+    x0: Tensor
+    mask: Tensor | None
+    lower: Tensor | None
+    upper: Tensor | None
+    linf_radius: Tensor | None = None
+    l2_unit: Tensor | None = None
+    l2_free: Tensor | None = None
+    l2_radius: Tensor | None = None
+
+    def step(self, grad: Tensor, fraction: float) -> Tensor:
+        """Steepest-ascent step of length ``fraction`` of the budget (input units)."""
+        if self.linf_radius is not None:
+            return fraction * self.linf_radius * grad.sign()
+        assert self.l2_unit is not None and self.l2_free is not None
+        scaled_grad = grad * self.l2_unit * self.l2_free
+        norm = _per_sample_norm(scaled_grad).clamp_min(_TINY)
+        return fraction * self.l2_radius * scaled_grad / norm * self.l2_unit
+
+    def project(self, x: Tensor) -> Tensor:
+        """Nearest point of the ball (then clipped into the domain when clipping)."""
+        delta = x - self.x0
+        if self.mask is not None:
+            delta = delta * self.mask
+        if self.linf_radius is not None:
+            delta = torch.maximum(torch.minimum(delta, self.linf_radius), -self.linf_radius)
+        else:
+            assert self.l2_unit is not None and self.l2_free is not None
+            z = torch.where(
+                self.l2_free > 0, delta / self.l2_unit.clamp_min(_TINY), torch.zeros_like(delta)
+            )
+            factor = (self.l2_radius / _per_sample_norm(z).clamp_min(_TINY)).clamp(max=1.0)
+            delta = z * factor * self.l2_unit
+        x = self.x0 + delta
+        if self.lower is not None and self.upper is not None:
+            x = torch.maximum(torch.minimum(x, self.upper), self.lower)
+        return x

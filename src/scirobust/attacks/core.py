@@ -187,6 +187,7 @@ def gradient_ascent(
     if prepare is not None:
         with torch.no_grad():
             objective = prepare(model(x0), x0)
+    ball = budget.around(x0)
     x = x0
     if random_start:
         # The own-prediction refusal is about the clean input, so it must not be skipped
@@ -194,7 +195,7 @@ def gradient_ascent(
         if _has_fixed_targets(objective):
             with torch.no_grad():
                 _refuse_own_prediction(objective, model(x0))
-        x = budget.project(x0, x0 + budget.random_delta(x0, "uniform", generator))
+        x = ball.project(x0 + budget.random_delta(x0, "uniform", generator))
     for step in range(steps):
         output, loss, grad = _loss_and_grad(model, objective, x)
         if step == 0:
@@ -211,7 +212,7 @@ def gradient_ascent(
                     "the target is probably the model's own prediction. Use the ground truth or "
                     "a more accurate reference as target."
                 )
-        x = budget.project(x0, x.detach() + budget.steepest_step(grad, x0, step_size))
+        x = ball.project(x.detach() + ball.step(grad, step_size))
     return x.detach()
 
 

@@ -1,0 +1,316 @@
+"""The ``scirobust`` command line: audit, report, reproduce, demo, attacks, cases.
+
+Every command that writes results takes ``--output``, ``--quiet`` and ``--seed``. Errors
+raised on purpose (`ScirobustError`, invalid YAML or config) print one red paragraph to stderr
+and exit with code 2; unexpected errors exit with code 1. Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import torch
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from scirobust import __version__, cases
+from scirobust.attacks import ATTACKS
+from scirobust.errors import ConfigError, ScirobustError
+from scirobust.results import Results
+
+app = typer.Typer(
+    name="scirobust",
+    help="How far can a tiny targeted change of the inputs throw a scientific model off, "
+    "compared with random noise of exactly the same size?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # tracebacks only with --debug, printed by _guard
+)
+
+_state = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Shared options (each command re-declares them so --help lists them in place).
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output directory.",
+                                                show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="No progress bar or table; errors still print.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="'cpu' or 'cuda' (or 'cuda:N').")]
+
+
+# --------------------------------------------------------------------------- output helpers
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _out_console() -> Console:
+    return Console(highlight=False)
+
+
+def _print_error(message: str, code: int, exc: BaseException | None = None) -> None:
+    console = _err_console()
+    if _state["debug"] and exc is not None:
+        console.print(Text("".join(traceback.format_exception(exc)), style="dim"),
+                      soft_wrap=True)
+    # soft_wrap: never break the message inside words or key paths.
+    console.print(Text(f"Error: {message}", style="bold red"), soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn: F) -> F:
+    """Turn exceptions into a red message and an exit code (2 known, 1 unexpected)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt as exc:
+            _print_error("interrupted. Finished (attack, epsilon) cells are cached in "
+                         "OUTPUT/cache: run the same command again to resume.", 130, exc)
+        except ScirobustError as exc:
+            # Messages about failing user code already say to re-run with --debug.
+            _print_error(str(exc), 2, exc)
+        except (ValidationError, yaml.YAMLError) as exc:
+            _print_error(str(ConfigError(str(exc))), 2, exc)
+        except Exception as exc:
+            _print_error(
+                f"unexpected {type(exc).__name__}: {exc}. This is likely a bug in scirobust "
+                "or in the model code; re-run with --debug to see the traceback.", 1, exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_table(rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    if not rows:
+        return
+    table = Table(title=title, show_lines=False)
+    for name in rows[0]:
+        table.add_column(str(name))
+    for row in rows[1:]:
+        table.add_row(*(str(v) for v in row))
+    _out_console().print(table)
+
+
+@contextlib.contextmanager
+def _collected_warnings() -> Iterator[list[str]]:
+    """Collect warnings (gradient-masking checks etc.) to print as notes, not as tracebacks."""
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield notes
+    notes.extend(dict.fromkeys(str(w.message) for w in caught))
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    console = _err_console()
+    for note in notes:
+        console.print(Text(f"Note: {note}", style="yellow"), soft_wrap=True)
+
+
+def _check_device(device: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"--device must be 'cpu' or 'cuda' (or 'cuda:N'); got {device!r}.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available in this PyTorch build "
+                          f"(torch {torch.__version__}); use --device cpu.")
+    return device
+
+
+def _write_report(results: Results, directory: Path, title: str | None) -> Path:
+    from scirobust.report import write_report  # matplotlib: import only when needed
+
+    return Path(write_report(results, directory, title=title))
+
+
+def _summary(results: Results) -> list[list[str]]:
+    from scirobust.report import summary_rows
+
+    return summary_rows(results)
+
+
+def _finish(report: Path, rows: list[list[str]], quiet: bool, title: str) -> None:
+    if not quiet:
+        _print_table(rows, title)
+    typer.echo(f"Report: {report}")
+
+
+# --------------------------------------------------------------------------- commands
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"scirobust {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_print_version,
+        is_eager=True)] = False,
+) -> None:
+    """Paired robustness audits: clean vs random noise vs gradient attacks of the same size.
+
+    Example: scirobust audit examples/regression/audit.yaml --output out/regression
+    """
+    _state["debug"] = debug
+
+
+@app.command(epilog="Example: scirobust audit examples/regression/audit.yaml --output out/")
+@_guard
+def audit(
+    config: Annotated[Path, typer.Argument(help="The YAML audit file.", show_default=False)],
+    output: OutputOpt = None,
+    device: DeviceOpt = "cpu",
+    quiet: QuietOpt = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (overrides the file's).",
+                                             show_default=False)] = None,
+    trust_checkpoint: Annotated[bool, typer.Option(
+        "--trust-checkpoint",
+        help="Allow a checkpoint that is a whole pickled model (runs code from the file: only "
+        "for files you trust).")] = False,
+) -> None:
+    """Audit your model as described by a YAML file.
+
+    The whole file is validated first (schema, files, array names, shapes); then the paired
+    sweep runs with a resumable cache in OUTPUT/cache, and results.csv, results.json and
+    report.html are written to OUTPUT (default: the file's `output`, else
+    scirobust-output/CASE, where CASE is the file's `case` or the file's name).
+
+    Example: scirobust audit examples/regression/audit.yaml --output out/ --seed 1
+    """
+    from scirobust.config import build_audit, load_config
+
+    cfg = load_config(config)
+    _check_device(device)
+    plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
+    out = cfg.output_dir(output)
+    with _collected_warnings() as notes:
+        results = plan.run(cache_dir=out / "cache", seed=seed, device=device,
+                           progress=not quiet)
+    _print_notes([*plan.notes, *notes])
+    results.save(out)
+    report = _write_report(results, out, title=f"scirobust audit: {cfg.label}")
+    reused = results.metadata.get("cells_reused_from_cache", 0)
+    if reused and not quiet:
+        typer.echo(f"Reused {reused} finished cell(s) from {out / 'cache'}.")
+    _finish(report, _summary(results), quiet, f"{cfg.label}: {plan.model_name}")
+
+
+@app.command(epilog="Example: scirobust report out/regression")
+@_guard
+def report(
+    directory: Annotated[Path, typer.Argument(help="A results directory (results.json or "
+                                              ".csv).", show_default=False)],
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Regenerate the figures and report.html of a results directory.
+
+    Reads results.json (or results.csv) from DIRECTORY and writes figures and report.html
+    into --output (default: DIRECTORY itself).
+
+    Example: scirobust report out/regression
+    """
+    results = Results.load(directory)
+    path = _write_report(results, output or directory, title=None)
+    _finish(path, _summary(results), quiet, str(directory))
+
+
+def _run_case(name: str, output: Path, quick: bool, seed: int, device: str,
+              quiet: bool) -> None:
+    case = cases.get_case(name)
+    _check_device(device)
+    options = cases.CaseOptions(output=output, quick=quick, seed=seed, device=device,
+                                quiet=quiet)
+    with _collected_warnings() as notes:
+        result = case.run(options)
+    _print_notes(notes)
+    _finish(Path(result.report), result.summary, quiet, f"{case.name}: {case.title}")
+
+
+@app.command(epilog="Example: scirobust reproduce poisson --quick --output out/poisson")
+@_guard
+def reproduce(
+    case: Annotated[str, typer.Argument(help="Case name (see `scirobust cases`).",
+                                        show_default=False)],
+    quick: Annotated[bool, typer.Option("--quick", help="Small quick version (minutes).")] = False,
+    output: OutputOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+    device: DeviceOpt = "cpu",
+    quiet: QuietOpt = False,
+) -> None:
+    """Reproduce a published experiment and write its results and report.
+
+    Default output: scirobust-output/CASE.
+
+    Example: scirobust reproduce poisson --quick --output out/poisson
+    """
+    _run_case(case, output or Path("scirobust-output") / case, quick, seed, device, quiet)
+
+
+@app.command(epilog="Example: scirobust demo --output demo-output")
+@_guard
+def demo(
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+) -> None:
+    """Run the Poisson case in quick mode (the same as `reproduce poisson --quick`).
+
+    Default output: demo-output.
+
+    Example: scirobust demo --output demo-output
+    """
+    _run_case("poisson", output or Path("demo-output"), True, seed, "cpu", quiet)
+
+
+@app.command(epilog="Example: scirobust attacks")
+@_guard
+def attacks() -> None:
+    """List the attacks and random controls usable in `attacks:` of an audit file.
+
+    Example: scirobust attacks
+    """
+    rows = [["name", "kind", "steps", "description"]]
+    rows += [[s.name, s.kind, str(s.steps), s.description] for s in ATTACKS.values()]
+    _print_table(rows)
+
+
+@app.command(name="cases", epilog="Example: scirobust cases")
+@_guard
+def list_cases() -> None:
+    """List the reproducible experiments for `scirobust reproduce`.
+
+    Example: scirobust cases
+    """
+    rows = [["name", "title", "paper"]]
+    for name in cases.available():
+        try:
+            case = cases.get_case(name)
+            rows.append([name, case.title, case.paper])
+        except ScirobustError as exc:
+            rows.append([name, f"(unavailable: {exc})", ""])
+    _print_table(rows)
+
+
+def main() -> None:
+    """Console-script entry point (``scirobust``)."""
+    app(prog_name="scirobust")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
