@@ -22,6 +22,10 @@ CASE_MODULES: dict[str, str] = {
     "qcd": "scirobust.cases.qcd",
     "airfoil": "scirobust.cases.airfoil",
     "sio2": "scirobust.cases.sio2",
+    "weather": "scirobust.cases.weather",
+    "binary2d": "scirobust.cases.binary2d",
+    "digits": "scirobust.cases.digits",
+    "sentiment": "scirobust.cases.sentiment",
 }
 
 
