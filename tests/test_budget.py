@@ -168,7 +168,14 @@ def test_random_gaussian_matches_sign_l2_norm(gen: torch.Generator) -> None:
     budget = Budget(eps=0.05, relative=True)
     sign = budget.random_delta(x0, "sign", gen)
     gauss = budget.random_delta(x0, "gaussian", gen)
-    torch.testing.assert_close(_norm2(gauss), _norm2(sign), rtol=1e-12, atol=0)
+    radius = budget.linf_radius(x0)
+    # same L2 norm in units of each element's radius (relative budget: radius = eps*|x0|)
+    torch.testing.assert_close(_norm2(gauss / radius), _norm2(sign / radius), rtol=1e-12, atol=0)
+    absolute = Budget(eps=0.05)
+    torch.testing.assert_close(
+        _norm2(absolute.random_delta(x0, "gaussian", gen)),
+        _norm2(absolute.random_delta(x0, "sign", gen)), rtol=1e-12, atol=0,
+    )
     assert not torch.equal(gauss.abs(), sign.abs())  # it really is Gaussian, not a sign draw
 
 
@@ -215,8 +222,11 @@ def test_random_gaussian_follows_per_feature_scale() -> None:
     budget = Budget(eps=0.1, scale=torch.tensor([10.0, 0.01]))
     gauss = budget.random_delta(x0, "gaussian", torch.Generator().manual_seed(0))
     sign = budget.random_delta(x0, "sign", torch.Generator().manual_seed(0))
-    # same L2 size as the sign control on every sample ...
-    torch.testing.assert_close(gauss.norm(dim=1), sign.norm(dim=1))
+    # same L2 size as the sign control on every sample, in units of each feature's radius ...
+    radius = budget.linf_radius(x0)
+    torch.testing.assert_close((gauss / radius).norm(dim=1), (sign / radius).norm(dim=1))
+    # ... so no feature is pushed past sqrt(n_free) times its own radius
+    assert ((gauss / radius).abs() <= 2**0.5 + 1e-6).all()
     # ... and the small feature moves about 1000x less than the large one (median of a ratio
     # of two Gaussians' magnitudes is 1, so the median ratio is the ratio of units)
     ratio = (gauss[:, 1].abs() / gauss[:, 0].abs()).median()

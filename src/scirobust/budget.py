@@ -264,8 +264,9 @@ class Budget:
         """A random perturbation with the size of this budget (not yet clipped to bounds).
 
         ``sign``: ±radius on every free element — for ``linf`` the same L-inf and L2 norm as
-        FGSM; ``gaussian``: Gaussian noise scaled element-wise by the radius and rescaled to the
-        L2 norm of the sign perturbation (``linf``), or to the radius (``l2``); ``uniform``:
+        FGSM; ``gaussian``: Gaussian noise with the L2 norm of the sign perturbation, measured in
+        units of each element's radius (``linf``; with one absolute eps simply the same L2
+        norm), or with the ball's radius (``l2``); ``uniform``:
         uniform in the L-inf box, or uniform in the L2 ball. Random numbers are drawn on the
         CPU so results do not depend on the device.
         """
@@ -283,11 +284,14 @@ class Budget:
         if self.norm == "linf":
             radius = self.linf_radius(x0)
             if kind == "gaussian":
-                # Shaped by each element's own radius (features in different units or a
-                # relative budget), then rescaled to the L2 norm of the sign perturbation.
-                target = _per_sample_norm(radius)
-                noise = noise * radius
-                return noise * target / _per_sample_norm(noise).clamp_min(_TINY)
+                # Same L2 norm as the sign draw measured in units of each element's radius:
+                # with one absolute eps this is the same L2 norm in input units; with
+                # per-feature units no feature can take the whole norm (a 1000x smaller
+                # feature would otherwise be pushed 1000x past its own radius).
+                free = (radius > 0).to(x0.dtype)
+                z = noise * free
+                target = _per_sample_norm(free)
+                return z * target / _per_sample_norm(z).clamp_min(_TINY) * radius
             return noise * radius
         free = self._free(x0)
         z = noise * free
