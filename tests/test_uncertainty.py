@@ -1,0 +1,189 @@
+"""Neural-packet spreads: analytic packets, estimator agreement, model-state hygiene."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from scirobust.uncertainty import (
+    Box,
+    ConvergenceWarning,
+    UncertaintyError,
+    class_spreads,
+    input_gradient_cosine,
+    packet_spreads,
+)
+
+SIGMA = 0.3
+
+
+def gaussian(x: torch.Tensor) -> torch.Tensor:
+    # ψ ∝ exp(−x²/4σ²) ⇒ ψ² is a normal density with std σ: Δx = σ, Δp = 1/(2σ).
+    return torch.exp(-(x**2).sum(1) / (4 * SIGMA**2))
+
+
+def two_bumps(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(-((x[:, 0] - 1) ** 2) / 0.18) + torch.exp(-((x[:, 0] + 1) ** 2) / 0.18)
+
+
+def plateau(x: torch.Tensor) -> torch.Tensor:
+    # A smoothed box: flat on |x| < 1, edges of width 0.05.
+    return torch.sigmoid((1 - x[:, 0].abs()) / 0.05)
+
+
+WIDE = Box.cube(-3.0, 3.0, 1)
+
+
+def small_mlp(seed: int = 0, width: int = 16) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 2))
+
+
+def test_gaussian_packet_reaches_the_bound_exactly_with_quadrature():
+    s = packet_spreads(gaussian, WIDE, method="quadrature", grid_points=401)
+    assert s.delta_x == pytest.approx(SIGMA, rel=1e-5)
+    assert s.delta_p == pytest.approx(1 / (2 * SIGMA), rel=1e-5)
+    assert s.product == pytest.approx(0.5, abs=1e-5)
+    assert s.product_stderr < 1e-4
+    assert s.lower_bound == 0.5 and s.converged
+
+
+@pytest.mark.parametrize("method", ["mc", "qmc"])
+def test_gaussian_packet_product_is_one_half_within_error_bars(method):
+    s = packet_spreads(gaussian, WIDE, method=method, n=8192,
+                       generator=torch.Generator().manual_seed(1))
+    assert 0 < s.product_stderr < 0.05
+    assert abs(s.product - 0.5) < 4 * s.product_stderr
+    assert abs(s.delta_x - SIGMA) < 4 * s.delta_x_stderr
+    assert s.n_evaluations == 8192 and s.method == method
+
+
+@pytest.mark.parametrize("shape", [two_bumps, plateau])
+def test_other_shapes_exceed_one_half(shape):
+    exact = packet_spreads(shape, WIDE, method="quadrature", grid_points=801)
+    qmc = packet_spreads(shape, WIDE, method="qmc", n=8192)
+    assert exact.product > 0.6
+    assert qmc.product - 0.5 > 5 * qmc.product_stderr
+    assert abs(qmc.product - exact.product) < 4 * qmc.product_stderr + 1e-3
+
+
+def test_shifted_gaussian_per_element_moments():
+    mu, sg = torch.tensor([0.5, -0.3]), torch.tensor([0.2, 0.4])
+
+    def packet(x):
+        return torch.exp(-(((x - mu) / sg) ** 2).sum(1) / 4)
+
+    box = Box.cube(-3.0, 3.0, 2)
+    exact = packet_spreads(packet, box, method="quadrature", grid_points=201)
+    torch.testing.assert_close(exact.mean_x, mu, atol=1e-4, rtol=0)
+    torch.testing.assert_close(exact.delta_x_i, sg, atol=1e-4, rtol=0)
+    torch.testing.assert_close(exact.delta_p_i, 1 / (2 * sg), rtol=1e-4, atol=0)
+    torch.testing.assert_close(exact.mean_p, torch.zeros(2), atol=1e-4, rtol=0)
+    assert exact.delta_x == pytest.approx(float(sg.norm()), rel=1e-4)
+    # Cauchy–Schwarz: the d-element product is bounded by d/2, reached for a Gaussian.
+    assert exact.product == pytest.approx(float(sg.norm() * (1 / (2 * sg)).norm()), rel=1e-4)
+    assert exact.lower_bound == 1.0
+    qmc = packet_spreads(packet, box, method="qmc", n=8192)
+    torch.testing.assert_close(qmc.mean_x, mu, atol=0.02, rtol=0)
+    torch.testing.assert_close(qmc.delta_x_i, sg, atol=0, rtol=0.03)
+
+
+def test_fixed_axis_is_a_slice():
+    mu, sg = torch.tensor([0.5, -0.3]), torch.tensor([0.2, 0.4])
+
+    def packet(x):
+        return torch.exp(-(((x - mu) / sg) ** 2).sum(1) / 4)
+
+    sliced = Box(torch.tensor([-3.0, 0.1]), torch.tensor([3.0, 0.1]))
+    s = packet_spreads(packet, sliced, method="quadrature")
+    assert s.delta_x == pytest.approx(0.2, rel=1e-4)
+    assert s.delta_p == pytest.approx(2.5, rel=1e-4)
+    assert float(s.mean_x[1]) == pytest.approx(0.1)
+    assert float(s.delta_x_i[1]) == 0.0 and s.lower_bound == 0.5
+
+
+@pytest.mark.parametrize("method", ["mc", "qmc", "importance"])
+def test_estimators_agree_with_quadrature_on_a_network(method):
+    model = small_mlp()
+    box = Box.cube(-1.0, 1.0, 2)
+    exact = class_spreads(model, [0, 1], box, method="quadrature", grid_points=201)
+    data = torch.rand(64, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    est = class_spreads(model, [0, 1], box, method=method, n=8192, data=data,
+                        generator=torch.Generator().manual_seed(2))
+    for y in (0, 1):
+        e, q = est[y], exact[y]
+        assert q.product_stderr < 1e-3 * q.product
+        for key in ("delta_x", "delta_p", "product"):
+            se = getattr(e, f"{key}_stderr")
+            assert 0 < se < 0.1 * getattr(q, key)
+            assert abs(getattr(e, key) - getattr(q, key)) < 4 * se + 1e-6, (method, y, key)
+
+
+def test_class_spreads_leaves_model_untouched():
+    model = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    model.train()
+    model[0].weight.requires_grad_(False)
+    model[2].weight.grad = torch.ones_like(model[2].weight)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = class_spreads(model, [0, 2], Box.cube(-1.0, 1.0, 2), method="qmc", n=512)
+    assert set(out) == {0, 2}
+    assert model.training and model[1].training
+    assert not model[0].weight.requires_grad and model[2].weight.requires_grad
+    assert model[0].bias.grad is None and model[2].bias.grad is None
+    assert torch.equal(model[2].weight.grad, torch.ones_like(model[2].weight))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_image_shaped_box_and_reproducibility():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4))
+    box = Box.cube(0.0, 1.0, (1, 4, 4))
+    a = class_spreads(model, [1, 3], box, n=256, generator=torch.Generator().manual_seed(5),
+                      rtol=1.0)
+    b = class_spreads(model, [1, 3], box, n=256, generator=torch.Generator().manual_seed(5),
+                      rtol=1.0)
+    assert a[1].mean_x.shape == (1, 4, 4) and a[3].delta_p_i.shape == (1, 4, 4)
+    assert a[1].product == b[1].product and a[3].delta_x == b[3].delta_x
+    assert math.isfinite(a[1].delta_p) and a[1].lower_bound == 8.0
+
+
+def test_convergence_flag_and_warning():
+    with pytest.warns(ConvergenceWarning):
+        s = packet_spreads(two_bumps, WIDE, method="mc", n=64, rtol=1e-4)
+    assert not s.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert packet_spreads(gaussian, WIDE, method="quadrature").converged
+
+
+def test_invalid_arguments_raise_clear_errors():
+    with pytest.raises(UncertaintyError, match="method"):
+        packet_spreads(gaussian, WIDE, method="simpson")
+    with pytest.raises(UncertaintyError, match="qmc"):
+        packet_spreads(gaussian, Box.cube(0.0, 1.0, 5), method="quadrature")
+    with pytest.raises(UncertaintyError, match="data"):
+        packet_spreads(gaussian, WIDE, method="importance")
+    with pytest.raises(UncertaintyError, match="upper"):
+        Box(torch.ones(2), torch.zeros(2))
+    with pytest.raises(UncertaintyError, match="labels"):
+        class_spreads(small_mlp(), [5], Box.cube(-1.0, 1.0, 2), n=64)
+
+
+def test_input_gradient_cosine_matches_hand_computation_on_a_linear_model():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 4)
+    x = torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    cos, correct = input_gradient_cosine(model, x, y)
+    w, b = model.weight.detach(), model.bias.detach()
+    logits = x @ w.T + b
+    grad = (torch.softmax(logits, 1) - nn.functional.one_hot(y, 4).float()) @ w  # ∂CE/∂x
+    expected = (x * grad).sum(1) / (x.norm(dim=1) * grad.norm(dim=1))
+    torch.testing.assert_close(cos, expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(correct, logits.argmax(1) == y)
+    assert model.weight.grad is None
