@@ -236,3 +236,15 @@ def test_palette_roles_and_consistent_styles() -> None:
         return handles[labels.index(label)].get_color()
 
     assert color_of(value_fig, "fgsm") == color_of(ratio_fig, "fgsm") == COLORS["fgsm"]
+
+
+def test_standard_figures_can_be_switched_off(tmp_path: Path) -> None:
+    """Cases whose records are not an epsilon sweep show only their own figures."""
+    results = _regression()
+    results.metadata["standard_figures"] = False
+    html = write_report(results, tmp_path).read_text()
+    assert not list(tmp_path.glob("figures/*.png"))
+    assert "rmse_vs_eps" not in html
+    results.metadata["standard_figures"] = True
+    write_report(results, tmp_path)
+    assert list((tmp_path / "figures").glob("*_vs_eps.png"))

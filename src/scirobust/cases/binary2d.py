@@ -262,6 +262,8 @@ def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None)
     results = Results(records)
     results.metadata.update({
         "case": CASE_NAME,
+        # records are per training epoch, not an epsilon sweep: only the case's own figures
+        "standard_figures": False,
         "settings": asdict(settings),
         "quick": options.quick,
         "seed": options.seed,

@@ -429,12 +429,17 @@ def write_report(results: Results, directory: str | Path, *, title: str | None =
     ``report.html`` embeds every figure (base64 PNG), the case figures in
     ``directory/figures/case/`` and the case tables in ``directory/tables/*.csv``; it links to
     nothing. results.csv/json are not written here (call ``results.save(directory)`` first).
+    A case whose records are not an epsilon sweep (e.g. values over training epochs) sets
+    ``results.metadata["standard_figures"] = False`` to show only its own figures.
     Returns the path of report.html; `DataError` if ``results`` is empty.
     """
     require_records(results)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    figures, notes = standard_figures(results, directory / "figures")
+    if results.metadata.get("standard_figures", True) is False:
+        figures, notes = [], []
+    else:
+        figures, notes = standard_figures(results, directory / "figures")
     text = render_html(results, figures, directory, title=title, notes=notes)
     path = directory / "report.html"
     atomic_write_text(path, text)
