@@ -1,0 +1,167 @@
+"""Physics of the QCD equation-of-state case: the HotQCD 2014 parametrisation and a
+differentiable quasi-particle gas.
+
+Units: temperatures and masses in GeV; ``ln Z / V`` in GeV³; pressure and energy density in
+GeV⁴. Dimensionless ratios (``p/T⁴``, ``ε/T⁴``, ``s/T³``) are what the lattice literature
+quotes and what the case plots. Everything is float64.
+
+* `hotqcd_p_over_t4` — the HotQCD 2014 parametrisation of ``p/T⁴`` (Bazavov et al.,
+  PRD 90, 094503, Eq. 16 and Table III), valid for 130–400 MeV; `hotqcd_e_over_t4` its energy
+  density ``ε/T⁴ = 3 p/T⁴ + t d(p/T⁴)/dt`` by autograd.
+* `ln_z_over_v` — ``ln Z / V`` of an ideal gas of quasi-gluons and quasi-quarks with
+  temperature-dependent masses, the momentum integral done by Gauss–Laguerre quadrature so
+  the whole expression stays differentiable in the masses and in ``T``.
+* `thermodynamics` — ``P = T ln Z/V``, ``ε = T² ∂(ln Z/V)/∂T`` (autograd through the masses),
+  ``s = (ε + P)/T``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "D_G",
+    "D_S",
+    "D_UD",
+    "HOTQCD_TC_GEV",
+    "HOTQCD_VALID_GEV",
+    "P_IDEAL",
+    "hotqcd_e_over_t4",
+    "hotqcd_p_over_t4",
+    "laguerre_nodes",
+    "ln_z_over_v",
+    "momentum_integral",
+    "thermodynamics",
+]
+
+# --------------------------------------------------------------------------- HotQCD 2014
+HOTQCD_TC_GEV = 0.154
+"""Pseudo-critical temperature used by the parametrisation, GeV (154 MeV)."""
+
+P_IDEAL = 95.0 * math.pi**2 / 180.0
+"""Stefan–Boltzmann limit of p/T⁴ for 3 massless flavours and gluons (= 47.5 π²/90)."""
+
+_CT = 3.8706
+_T0 = 0.9761
+_A = (-8.7704, 3.9200, 0.0, 0.3419)
+_B = (-1.2600, 0.8425, 0.0, -0.0475)
+
+HOTQCD_VALID_GEV = (0.130, 0.400)
+"""Range of temperatures (GeV) in which the parametrisation was fitted."""
+
+
+def hotqcd_p_over_t4(temperature_gev: Tensor) -> Tensor:
+    """HotQCD 2014 pressure ``p/T⁴`` (dimensionless) at ``temperature_gev`` (GeV).
+
+    ``p/T⁴ = ½[1 + tanh(c_t (t − t₀))] (p_id + Σ aᵢ/tⁱ) / (1 + Σ bᵢ/tⁱ)``, ``t = T/T_c``,
+    ``T_c = 154 MeV``. Differentiable in torch; any shape.
+    """
+    t = temperature_gev / HOTQCD_TC_GEV
+    num = torch.full_like(t, P_IDEAL)
+    den = torch.ones_like(t)
+    for i, (a, b) in enumerate(zip(_A, _B, strict=True), start=1):
+        num = num + a / t**i
+        den = den + b / t**i
+    return 0.5 * (1.0 + torch.tanh(_CT * (t - _T0))) * num / den
+
+
+def _t_derivative(fn: Callable[[Tensor], Tensor], temperature_gev: Tensor) -> tuple[Tensor, Tensor]:
+    """``fn(T)`` and ``dfn/dT`` (element-wise) by autograd; keeps the graph for higher orders."""
+    with torch.enable_grad():
+        t = temperature_gev
+        if not t.requires_grad:
+            t = t.detach().requires_grad_(True)
+        value = fn(t)
+        (d_dt,) = torch.autograd.grad(value.sum(), t, create_graph=True)
+    return value, d_dt
+
+
+def hotqcd_e_over_t4(temperature_gev: Tensor) -> Tensor:
+    """Energy density ``ε/T⁴ = 3 p/T⁴ + T d(p/T⁴)/dT`` of the HotQCD parametrisation."""
+    p, dp_dt = _t_derivative(hotqcd_p_over_t4, temperature_gev)
+    return 3.0 * p + temperature_gev * dp_dt
+
+
+# --------------------------------------------------------------------------- quasi-particles
+D_G = 16
+"""Degeneracy of gluons (2 spins × 8 colours)."""
+D_UD = 24
+"""Degeneracy of u and d quarks with antiquarks (2 flavours × 2 spins × 3 colours × 2)."""
+D_S = 12
+"""Degeneracy of s quarks with antiquarks (2 spins × 3 colours × 2)."""
+
+_QUADRATURE: dict[int, tuple[Tensor, Tensor]] = {}
+
+
+def laguerre_nodes(n: int) -> tuple[Tensor, Tensor]:
+    """Gauss–Laguerre nodes and weights (float64): ``∫₀^∞ e^{-x} g(x) dx ≈ Σ wᵢ g(xᵢ)``."""
+    if n not in _QUADRATURE:
+        x, w = np.polynomial.laguerre.laggauss(n)
+        _QUADRATURE[n] = (torch.from_numpy(x), torch.from_numpy(w))
+    return _QUADRATURE[n]
+
+
+def momentum_integral(mass_over_t: Tensor, statistics: int, n_nodes: int = 64) -> Tensor:
+    """``∫₀^∞ x² ln(1 + s e^{-√(x² + (m/T)²)}) dx`` with ``s = +1`` (fermions), ``-1`` (bosons).
+
+    ``x = p/T``. Gauss–Laguerre with the weight ``e^{-x}`` moved into the integrand; exact to
+    machine precision for massive particles and massless fermions, 6e-7 relative for the
+    massless boson (whose integrand has a log singularity at x = 0) with 64 nodes.
+    ``mass_over_t``: any shape; the result has the same shape.
+    """
+    x, w = laguerre_nodes(n_nodes)
+    x = x.to(mass_over_t)
+    w = w.to(mass_over_t)
+    energy = torch.sqrt(x**2 + mass_over_t.unsqueeze(-1) ** 2)
+    integrand = torch.exp(x) * x**2 * torch.log1p(statistics * torch.exp(-energy))
+    return (integrand * w).sum(dim=-1)
+
+
+def ln_z_over_v(
+    temperature_gev: Tensor,
+    mass_g_gev: Tensor,
+    mass_ud_gev: Tensor,
+    mass_s_gev: Tensor,
+    n_nodes: int = 64,
+) -> Tensor:
+    """``ln Z / V`` (GeV³) of quasi-gluons, quasi-u/d and quasi-s quarks at temperature ``T``.
+
+    ``ln Z_g/V = −(d_g/2π²) ∫ p² ln(1 − e^{−E/T}) dp`` and
+    ``ln Z_q/V = +(d_q/2π²) ∫ p² ln(1 + e^{−E/T}) dp`` with ``E = √(p² + m²)``; in terms of
+    ``x = p/T`` each is ``T³ d/(2π²)`` times a dimensionless integral.
+    """
+    t3 = temperature_gev**3 / (2.0 * math.pi**2)
+    gluons = -D_G * momentum_integral(mass_g_gev / temperature_gev, -1, n_nodes)
+    light = D_UD * momentum_integral(mass_ud_gev / temperature_gev, +1, n_nodes)
+    strange = D_S * momentum_integral(mass_s_gev / temperature_gev, +1, n_nodes)
+    return t3 * (gluons + light + strange)
+
+
+def thermodynamics(
+    ln_z_fn: Callable[[Tensor], Tensor], temperature_gev: Tensor, create_graph: bool = False
+) -> dict[str, Tensor]:
+    """Pressure, energy and entropy density from ``ln Z/V`` as a function of ``T`` (GeV).
+
+    ``ln_z_fn(T)`` must be differentiable in ``T`` (masses that depend on ``T`` included).
+    Returns ``p_over_t4``, ``e_over_t4``, ``s_over_t3`` (dimensionless) and ``pressure_gev4``,
+    ``energy_gev4``; with ``create_graph=False`` the tensors are detached.
+    """
+    lnz, dlnz_dt = _t_derivative(ln_z_fn, temperature_gev)
+    t = temperature_gev
+    pressure = t * lnz
+    energy = t**2 * dlnz_dt
+    out = {
+        "pressure_gev4": pressure,
+        "energy_gev4": energy,
+        "p_over_t4": pressure / t**4,
+        "e_over_t4": energy / t**4,
+        "s_over_t3": (energy + pressure) / t**4,
+    }
+    if not create_graph:
+        out = {k: v.detach() for k, v in out.items()}
+    return out

@@ -1,0 +1,117 @@
+"""QCD equation-of-state case: HotQCD parametrisation, quasi-particle thermodynamics, the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from scirobust.cases import CaseOptions, get_case
+from scirobust.cases._qcd_physics import (
+    D_G,
+    D_S,
+    D_UD,
+    P_IDEAL,
+    hotqcd_e_over_t4,
+    hotqcd_p_over_t4,
+    ln_z_over_v,
+    momentum_integral,
+    thermodynamics,
+)
+from scirobust.cases.qcd import DLQP, QcdSettings, attack_temperatures, run_qcd
+
+f64 = torch.float64
+
+
+@pytest.mark.parametrize(
+    ("t_mev", "expected"), [(154, 0.715), (200, 1.62), (300, 3.08), (400, 3.79)]
+)
+def test_hotqcd_matches_tabulated_pressure(t_mev: float, expected: float) -> None:
+    value = float(hotqcd_p_over_t4(torch.tensor(t_mev / 1000, dtype=f64)))
+    assert value == pytest.approx(expected, abs=0.006)
+
+
+def test_hotqcd_energy_density_matches_finite_differences() -> None:
+    t = torch.linspace(0.13, 0.40, 28, dtype=f64)
+    h = 1e-6
+    dp_dt = (hotqcd_p_over_t4(t + h) - hotqcd_p_over_t4(t - h)) / (2 * h)
+    expected = 3 * hotqcd_p_over_t4(t) + t * dp_dt
+    assert torch.allclose(hotqcd_e_over_t4(t).detach(), expected, rtol=1e-7, atol=0)
+
+
+def test_massless_gas_reaches_stefan_boltzmann_limit() -> None:
+    t = torch.tensor([[0.2], [0.35]], dtype=f64)
+    zero = torch.zeros_like(t)
+    p_over_t4 = ln_z_over_v(t, zero, zero, zero) / t**3
+    assert torch.allclose(p_over_t4, torch.full_like(t, P_IDEAL), rtol=1e-6, atol=0)
+    # Species separately: bosons 16 π²/90, fermions 7/8 × d π²/90.
+    boson = -D_G * momentum_integral(torch.zeros(1, dtype=f64), -1) / (2 * math.pi**2)
+    fermion = (D_UD + D_S) * momentum_integral(torch.zeros(1, dtype=f64), 1) / (2 * math.pi**2)
+    assert float(boson) == pytest.approx(16 * math.pi**2 / 90, rel=1e-6)
+    assert float(fermion) == pytest.approx(7 / 8 * 36 * math.pi**2 / 90, rel=1e-13)
+
+
+@pytest.mark.parametrize("statistics", [-1, 1])
+def test_massive_quadrature_matches_adaptive_integration(statistics: int) -> None:
+    m_over_t = 1.7
+    quad = momentum_integral(torch.tensor([m_over_t], dtype=f64), statistics)
+    ref, _ = integrate.quad(
+        lambda x: x**2 * np.log1p(statistics * np.exp(-np.sqrt(x**2 + m_over_t**2))),
+        0, np.inf, epsabs=1e-14, epsrel=1e-12,
+    )
+    assert float(quad) == pytest.approx(ref, rel=1e-10)
+
+
+def test_autograd_energy_density_is_thermodynamically_consistent() -> None:
+    # ε = T dP/dT − P for any mass function m(T); massless gas: ε = 3P.
+    model = DLQP(hidden=8, blocks=1).double()
+    t = torch.linspace(0.15, 0.38, 9, dtype=f64)[:, None]
+    thermo = model.thermodynamics(t)
+    h = 1e-6
+
+    def pressure(temp: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return temp * model.ln_z_over_v(temp)
+
+    dp_dt = (pressure(t + h) - pressure(t - h)) / (2 * h)
+    assert torch.allclose(thermo["energy_gev4"], t * dp_dt - pressure(t), rtol=1e-7, atol=0)
+    assert torch.allclose(thermo["s_over_t3"], thermo["e_over_t4"] + thermo["p_over_t4"])
+    massless = thermodynamics(lambda temp: ln_z_over_v(temp, 0 * temp, 0 * temp, 0 * temp), t)
+    assert torch.allclose(massless["e_over_t4"], 3 * massless["p_over_t4"], rtol=1e-12)
+
+
+def test_fgsm_moves_temperature_by_exactly_eps() -> None:
+    torch.manual_seed(0)
+    model = DLQP(hidden=8, blocks=1).double().eval()
+    temps = np.linspace(0.2, 0.34, 8)
+    errors = attack_temperatures(model, temps, (0.005, 0.01))
+    for key in ("0.005", "0.01"):
+        assert set(np.unique(errors[f"fgsm_sign_{key}"])) <= {-1.0, 1.0}
+        fgsm_side = np.where(errors[f"fgsm_sign_{key}"] > 0, errors[f"plus_{key}"],
+                             errors[f"minus_{key}"])
+        np.testing.assert_allclose(errors[f"fgsm_{key}"], fgsm_side, rtol=1e-12)
+        np.testing.assert_allclose(
+            errors[f"random_{key}"], 0.5 * (errors[f"plus_{key}"] + errors[f"minus_{key}"]))
+
+
+def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
+    settings = dataclasses.replace(QcdSettings.quick(), epochs=300, n_dense=60)
+    out = run_qcd(CaseOptions(output=tmp_path, quick=True, seed=1), settings)
+    assert get_case("qcd").name == "qcd"
+    assert out.report.exists()
+    for name in ("results.csv", "results.json", "tables/qcd_errors_vs_temperature.csv",
+                 "tables/qcd_fit_quality.csv"):
+        assert (tmp_path / name).exists(), name
+    stems = {p.stem for p in (tmp_path / "figures" / "case").glob("*.png")}
+    assert {"qcd_1_eos", "qcd_2_attack_errors", "qcd_3_loss_landscape"} <= stems
+    res = out.results
+    assert set(res.attacks) == {"clean", "random_sign", "fgsm"}
+    assert {r.epsilon for r in res.select(attack="fgsm")} == {0.005, 0.01}
+    assert all(np.isfinite(r.value) for r in res.records)
+    notes = " ".join(res.metadata["notes"])
+    assert "ε/T⁴" in notes and "Stand-in" in notes
+    assert out.summary[0][0] == "attack" and len(out.summary) == 6
