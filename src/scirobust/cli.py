@@ -1,4 +1,4 @@
-"""The ``scirobust`` command line: audit, report, reproduce, demo, attacks, cases.
+"""The ``scirobust`` command line: audit, track, report, reproduce, demo, attacks, cases.
 
 Every command that writes results takes ``--output``, ``--quiet`` and ``--seed``. Errors
 raised on purpose (`ScirobustError`, invalid YAML or config) print one red paragraph to stderr
@@ -208,6 +208,79 @@ def audit(
     if reused and not quiet:
         typer.echo(f"Reused {reused} finished cell(s) from {out / 'cache'}.")
     _finish(report, _summary(results), quiet, f"{cfg.label}: {plan.model_name}")
+
+
+@app.command(epilog="Example: scirobust track audit.yaml ckpt/epoch_01.pt ckpt/epoch_02.pt "
+             "--output out/track")
+@_guard
+def track(
+    config: Annotated[Path, typer.Argument(help="The YAML audit file (task: classification).",
+                                           show_default=False)],
+    checkpoints: Annotated[list[Path], typer.Argument(
+        help="state_dict checkpoints, e.g. one per epoch (epoch read from names like "
+        "epoch_3.pt).", show_default=False)],
+    output: OutputOpt = None,
+    device: DeviceOpt = "cpu",
+    quiet: QuietOpt = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (overrides the file's).",
+                                             show_default=False)] = None,
+    layer: Annotated[str | None, typer.Option(
+        "--layer", help="Attack the output of this submodule instead of the input.",
+        show_default=False)] = None,
+    trust_checkpoint: Annotated[bool, typer.Option(
+        "--trust-checkpoint",
+        help="Allow checkpoints that are whole pickled models (runs code from the files: only "
+        "for files you trust).")] = False,
+) -> None:
+    """Clean and robust accuracy of each checkpoint, plus the envelope over attacks.
+
+    The file is validated as for `audit`; each CHECKPOINT is loaded (weights_only) into the
+    file's model factory and audited with the file's data, budget, attacks and epsilons. The
+    records are labelled MODEL@epoch=K (K from the file name, else MODEL@STEM); rows with
+    attack "envelope" hold the lowest accuracy over the gradient attacks. Writes results and
+    report.html to OUTPUT (default: the audit's output directory + /track).
+
+    Example: scirobust track audit.yaml ckpt/epoch_01.pt ckpt/epoch_02.pt --output out/track
+    """
+    from scirobust.config import build_audit, build_model, load_config
+    from scirobust.training import RobustnessTracker, track_checkpoints
+
+    cfg = load_config(config)
+    _check_device(device)
+    if cfg.task != "classification":
+        raise ConfigError(f"{config}: track records accuracy over checkpoints and needs "
+                          "task: classification; use `scirobust audit` per checkpoint for "
+                          "regression models.")
+    missing = [str(p) for p in checkpoints if not p.is_file()]
+    if missing:
+        raise ConfigError(f"Checkpoint file(s) not found: {', '.join(missing)}.")
+    plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
+    metric = "error_rate" if cfg.metrics and "accuracy" not in cfg.metrics else "accuracy"
+    tracker = RobustnessTracker(
+        plan.inputs, plan.targets, attacks=plan.attacks, epsilons=cfg.epsilons,
+        budget=plan.budget, layer=layer, model_name=plan.model_name, case=cfg.label,
+        metric=metric, n_random=cfg.n_random, batch_size=cfg.batch_size,
+        seed=cfg.seed if seed is None else seed, device=device,
+    )
+    out = output if output is not None else cfg.output_dir() / "track"
+    with _collected_warnings() as notes:
+        results = track_checkpoints(
+            lambda: build_model(cfg, trust_checkpoint=trust_checkpoint), checkpoints, tracker,
+            loader=lambda path: build_model(cfg, checkpoint=path,
+                                            trust_checkpoint=trust_checkpoint))
+    _print_notes([*plan.notes, *notes])
+    results.metadata["description"] = (
+        f"Clean and robust {metric} of {len(checkpoints)} checkpoint(s) of {plan.model_name} "
+        f"({cfg.label}); attack 'envelope' = worst over the gradient attacks.")
+    results.save(out)
+    report = _write_report(results, out, title=f"scirobust track: {cfg.label}")
+    rows = [["model", "clean", "envelope"]]
+    for label in dict.fromkeys(r.model for r in results.records):
+        clean = results.select(model=label, attack="clean", metric=metric)
+        env = [r.value for r in results.select(model=label, attack="envelope", metric=metric)]
+        rows.append([label, f"{clean[0].value:.4f}" if clean else "",
+                     ", ".join(f"{v:.4f}" for v in env)])
+    _finish(report, rows, quiet, f"{cfg.label}: {plan.model_name} over checkpoints")
 
 
 @app.command(epilog="Example: scirobust report out/regression")

@@ -74,6 +74,7 @@ __all__ = [
     "DataSection",
     "ModelSection",
     "build_audit",
+    "build_model",
     "load_config",
     "validate_config",
 ]
@@ -566,8 +567,12 @@ def _prefixed(exc: ScirobustError, key: str) -> ConfigError:
     return ConfigError(f"{key}: {message}")
 
 
-def _build_model(cfg: AuditConfig, trust_checkpoint: bool) -> nn.Module:
+def _build_model(cfg: AuditConfig, trust_checkpoint: bool,
+                 checkpoint: str | Path | Literal["config"] | None = "config") -> nn.Module:
     section = cfg.model
+    if checkpoint != "config":  # `build_model` (scirobust track): another checkpoint
+        section = section.model_copy(
+            update={"checkpoint": None if checkpoint is None else str(checkpoint)})
     try:
         factory = import_factory(section.factory, cfg.base_dir)
     except ScirobustError as exc:
@@ -582,9 +587,9 @@ def _build_model(cfg: AuditConfig, trust_checkpoint: bool) -> nn.Module:
         ) from exc
     if section.checkpoint is not None:
         try:
-            checkpoint = load_checkpoint(cfg.resolve(section.checkpoint), trust=trust_checkpoint)
-            model = apply_checkpoint(model, checkpoint) if isinstance(model, nn.Module) \
-                else checkpoint
+            loaded = load_checkpoint(cfg.resolve(section.checkpoint), trust=trust_checkpoint)
+            model = apply_checkpoint(model, loaded) if isinstance(model, nn.Module) \
+                else loaded
         except ScirobustError as exc:
             raise _prefixed(exc, "model.checkpoint") from exc
     if not isinstance(model, nn.Module):
@@ -717,3 +722,15 @@ def build_audit(cfg: AuditConfig, *, trust_checkpoint: bool = False) -> AuditPla
     model_name = cfg.name or parse_factory(cfg.model.factory)[1].split(".")[-1]
     return AuditPlan(cfg, model, inputs, targets, budget, attacks, model_name,
                      _variable_names(cfg, out), notes)
+
+
+def build_model(
+    cfg: AuditConfig, *, checkpoint: str | Path | None = None, trust_checkpoint: bool = False
+) -> nn.Module:
+    """The config's model (factory and kwargs) with ``checkpoint`` loaded instead of
+    ``model.checkpoint`` (None: the factory's own weights), in eval mode.
+
+    Used by ``scirobust track`` to audit several checkpoints of one model; the checkpoint is
+    loaded with ``weights_only=True`` unless ``trust_checkpoint``.
+    """
+    return _build_model(cfg, trust_checkpoint, checkpoint)
