@@ -304,11 +304,13 @@ def report(
 
 
 def _run_case(name: str, output: Path, quick: bool, seed: int, device: str,
-              quiet: bool) -> None:
+              quiet: bool, data_root: Path | None = None) -> None:
     case = cases.get_case(name)
     _check_device(device)
+    if data_root is not None and not data_root.is_dir():
+        raise ConfigError(f"--data-root {data_root} is not a directory.")
     options = cases.CaseOptions(output=output, quick=quick, seed=seed, device=device,
-                                quiet=quiet)
+                                quiet=quiet, data_root=data_root)
     with _collected_warnings() as notes:
         result = case.run(options)
     _print_notes(notes)
@@ -325,6 +327,10 @@ def reproduce(
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
     device: DeviceOpt = "cpu",
     quiet: QuietOpt = False,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="Local folder with real data (torchvision layout: MNIST/, "
+        "cifar-10-batches-py/), used by cases that can; nothing is downloaded.",
+        show_default=False)] = None,
 ) -> None:
     """Reproduce a published experiment and write its results and report.
 
@@ -332,7 +338,8 @@ def reproduce(
 
     Example: scirobust reproduce poisson --quick --output out/poisson
     """
-    _run_case(case, output or Path("scirobust-output") / case, quick, seed, device, quiet)
+    _run_case(case, output or Path("scirobust-output") / case, quick, seed, device, quiet,
+              data_root)
 
 
 @app.command(epilog="Example: scirobust demo --output demo-output")

@@ -31,13 +31,19 @@ CASE_MODULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CaseOptions:
-    """Options every case accepts: output directory, quick mode, seed, device, quiet."""
+    """Options every case accepts: output directory, quick mode, seed, device, quiet.
+
+    ``data_root`` is a local folder with real data sets (torchvision layout: MNIST/,
+    cifar-10-batches-py/) that cases able to use them read instead of their generated or
+    bundled stand-ins; nothing is ever downloaded.
+    """
 
     output: Path
     quick: bool = False
     seed: int = 0
     device: str = "cpu"
     quiet: bool = True
+    data_root: Path | None = None
 
 
 @dataclass

@@ -305,6 +305,8 @@ def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
     wall = time.perf_counter() - started
     notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
     results.metadata.update({
+        # records are per training epoch at one eps: the case figures tell the story
+        "standard_figures": False,
         "description": (
             "Paper 001 Fig. 6: a word-level sentiment classifier (learned embedding + fully "
             "connected layers) with three embedding sizes; cosine similarity between each "
