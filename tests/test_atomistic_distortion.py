@@ -1,0 +1,123 @@
+"""Distortions of exact norm, the distortion sweep, and the core attack/audit on atoms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ase")
+
+import torch
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scirobust.atomistic import (
+    BKS,
+    BKS_REFIT,
+    Configurations,
+    adversarial_direction,
+    alpha_cristobalite,
+    audit_coordinates,
+    coordinate_attack,
+    distort,
+    distortion_sweep,
+    random_displacements,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(eps=st.floats(0, 3), seed=st.integers(0, 10_000), n_atoms=st.integers(1, 40))
+def test_distortion_norms_are_exact(eps, seed, n_atoms):
+    rng = np.random.default_rng(seed)
+    positions = rng.normal(size=(3, n_atoms, 3))
+    directions = rng.normal(size=(3, n_atoms, 3)) * rng.uniform(1e-6, 1e6)
+    moved = distort(positions, directions, eps)
+    norms = np.linalg.norm((moved - positions).reshape(3, -1), axis=1)
+    assert np.allclose(norms, eps, rtol=1e-12, atol=1e-12)
+
+
+def test_zero_direction_does_not_move():
+    positions = np.ones((2, 4, 3))
+    directions = np.zeros((2, 4, 3))
+    directions[1, 0, 0] = 3.0
+    moved = distort(positions, directions, 0.5)
+    assert np.array_equal(moved[0], positions[0])
+    assert moved[1, 0, 0] == pytest.approx(1.5)
+
+
+def test_random_displacements_have_the_requested_norms():
+    positions, norms = random_displacements(np.zeros((96, 3)), 50, np.random.default_rng(0))
+    actual = np.linalg.norm(positions.reshape(50, -1), axis=1)
+    assert np.allclose(actual, norms, atol=1e-12)
+    assert (norms >= 0).all() and (norms <= 1).all()
+
+
+def _copper_configs(n: int = 3) -> Configurations:
+    rng = np.random.default_rng(1)
+    atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 1))
+    return Configurations(atoms, atoms.positions[None] + rng.normal(0, 0.05, (n, 16, 3)))
+
+
+def test_distortion_sweep_with_ase_calculators():
+    configs = _copper_configs()
+    lj = LennardJones(sigma=2.33, epsilon=0.41, rc=6.0, smooth=True)
+    sweep = distortion_sweep(configs, EMT(), lj, [0.0, 0.2], n_random=2, seed=1,
+                             energy_offset_ev="mean")
+    rows = sweep.table()
+    assert rows[0]["random_mev_per_atom"] == rows[0]["adversarial_mev_per_atom"]
+    assert sweep.random[1].shape == (2, 3)
+    records = sweep.to_records("demo", "EMT")
+    assert {r.attack for r in records} == {"clean", "random", "adversarial"}
+    assert {r.metric for r in records} == {"energy_error_mev_per_atom",
+                                           "energy_error_mev_per_atom_ratio",
+                                           "median_abs_energy_error_mev_per_atom"}
+    # the adversarial direction raises the squared error to first order
+    assert rows[1]["adversarial_mev_per_atom"] > rows[0]["adversarial_mev_per_atom"]
+
+
+@pytest.fixture(scope="module")
+def bks_pair():
+    atoms = alpha_cristobalite((1, 1, 1))
+    rng = np.random.default_rng(2)
+    configs = Configurations(atoms, atoms.positions[None] + rng.normal(0, 0.05, (4, 12, 3)))
+    return configs, BKS.from_atoms(atoms), BKS.from_atoms(atoms, BKS_REFIT)
+
+
+def test_core_l2_fgsm_is_the_papers_distortion(bks_pair):
+    """One function and one test: the core attack on coordinates gives R + ε A/|A|."""
+    configs, approx, accurate = bks_pair
+    offset = -60.0
+    moved = coordinate_attack(configs, approx, accurate, 0.3, norm="l2",
+                              energy_offset_ev=offset)
+    direction = adversarial_direction(configs, approx, accurate, energy_offset_ev=offset)
+    expected = distort(configs.positions, direction, 0.3)
+    assert np.allclose(moved, expected, atol=1e-10)
+
+
+def test_core_linf_fgsm_moves_every_coordinate_along_the_sign_of_a(bks_pair):
+    configs, approx, accurate = bks_pair
+    moved = coordinate_attack(configs, approx, accurate, 0.01, norm="linf",
+                              energy_offset_ev=-60.0)
+    delta = moved - configs.positions
+    direction = adversarial_direction(configs, approx, accurate, energy_offset_ev=-60.0)
+    assert np.allclose(np.abs(delta), 0.01)
+    assert (np.sign(delta) == np.sign(direction)).all()
+
+
+def test_audit_coordinates_gives_standard_records(bks_pair):
+    configs, approx, accurate = bks_pair
+    results = audit_coordinates(configs, approx, accurate, [0.1, 0.3], n_random=2,
+                                energy_offset_ev=-60.0, case="demo", model_name="BKS")
+    attacks = {r.attack for r in results.records}
+    assert {"clean", "random_sign", "fgsm_sign"} <= attacks
+    metrics = {r.metric for r in results.records}
+    assert "energy_error_mev_per_atom" in metrics
+    assert "energy_error_mev_per_atom_ratio" in metrics
+    fgsm = results.value(attack="fgsm_sign", epsilon=0.3, metric="energy_error_mev_per_atom")
+    rand = results.value(attack="random_sign", epsilon=0.3, metric="energy_error_mev_per_atom")
+    assert fgsm > rand
+    assert "L2" in results.metadata["epsilon_units"]
+    assert torch.is_grad_enabled()
