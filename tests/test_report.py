@@ -248,3 +248,12 @@ def test_standard_figures_can_be_switched_off(tmp_path: Path) -> None:
     results.metadata["standard_figures"] = True
     write_report(results, tmp_path)
     assert list((tmp_path / "figures").glob("*_vs_eps.png"))
+
+
+def test_metrics_without_an_epsilon_sweep_get_no_vs_eps_figure(tmp_path: Path) -> None:
+    """A metric recorded only at epsilon = 0 (e.g. a clean fit quality) is not plotted vs eps."""
+    results = _regression()
+    results.records.append(Record("case", "m", "clean", 0.0, "fit_rmse", 0.1, 0.01, 10))
+    write_report(results, tmp_path)
+    assert not list(tmp_path.glob("figures/fit_rmse*"))
+    assert list(tmp_path.glob("figures/rmse_vs_eps.png"))

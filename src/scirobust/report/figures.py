@@ -514,9 +514,13 @@ def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 150) -> t
 
 def metric_groups(results: Results) -> list[tuple[str, list[str]]]:
     """Non-ratio metrics grouped for plotting: ``(base, [metrics])``; ``rmse[u]``, ``rmse[v]``
-    share the group ``rmse[*]``, any other metric is a group of its own."""
+    share the group ``rmse[*]``, any other metric is a group of its own. Metrics measured
+    only at epsilon = 0 have nothing to plot against epsilon and are left to the tables."""
+    swept = {r.metric for r in results.records if r.epsilon > 0}
     groups: dict[str, list[str]] = {}
     for metric in value_metrics(results):
+        if metric not in swept:
+            continue
         base, var = split_metric(metric)
         groups.setdefault(f"{base}[*]" if var is not None else metric, []).append(metric)
     return list(groups.items())
