@@ -8,10 +8,14 @@ objective, calls the engine, writes the standard results directory and report, a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from scirobust.errors import ConfigError
 from scirobust.results import Results
@@ -66,6 +70,34 @@ class Case:
     title: str
     paper: str
     run: Callable[[CaseOptions], CaseOutput]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with at most ``n`` intra-op torch threads and restore the setting afterwards.
+
+    The case networks are far too small to gain from threading, and on a busy machine extra
+    threads slowed their training down many times over.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(n, previous)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def single_threaded(
+    run: Callable[[CaseOptions], CaseOutput],
+) -> Callable[[CaseOptions], CaseOutput]:
+    """Decorate a case's ``run`` to execute it under `torch_threads(1)`."""
+
+    @functools.wraps(run)
+    def wrapper(options: CaseOptions) -> CaseOutput:
+        with torch_threads(1):
+            return run(options)
+
+    return wrapper
 
 
 def available() -> list[str]:

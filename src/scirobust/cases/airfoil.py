@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from scirobust import objectives
 from scirobust.attacks import attack
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput
+from scirobust.cases import Case, CaseOptions, CaseOutput, single_threaded
 from scirobust.cases._joukowski import (
     circle_geometry,
     from_chord_frame,
@@ -674,18 +674,14 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
     return CaseOutput(results, report, summary)
 
 
+@single_threaded
 def run(options: CaseOptions) -> CaseOutput:
     """Entry point of ``scirobust reproduce airfoil [--quick]``.
 
     Runs on one intra-op thread (restored afterwards): the networks are far too small to gain
     from threading, and on a busy machine extra threads slowed training down many times over.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return run_airfoil(options)
-    finally:
-        torch.set_num_threads(threads)
+    return run_airfoil(options)
 
 
 CASE = Case(

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput
+from scirobust.cases import Case, CaseOptions, CaseOutput, single_threaded
 from scirobust.errors import ConfigError, DataError
 from scirobust.results import Results
 from scirobust.training import ENVELOPE, RobustnessTracker, fit, history
@@ -632,18 +632,14 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
     return CaseOutput(results, Path(report), summary)
 
 
+@single_threaded
 def run(options: CaseOptions) -> CaseOutput:
     """Entry point of ``scirobust reproduce digits``: quick or full settings.
 
     Runs on one intra-op thread (restored afterwards): the networks are so small that
     thread hand-offs cost more than they save, especially on a shared machine.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(options)
-    finally:
-        torch.set_num_threads(threads)
+    return _run(options)
 
 
 def _run(options: CaseOptions) -> CaseOutput:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scirobust.cases import Case, CaseOptions, CaseOutput
+from scirobust.cases import Case, CaseOptions, CaseOutput, single_threaded
 from scirobust.errors import DataError
 from scirobust.layers import FeatureAttackModel, feature_audit
 from scirobust.results import Record, Results
@@ -330,18 +330,14 @@ def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
     return CaseOutput(results, Path(report), summary)
 
 
+@single_threaded
 def run(options: CaseOptions) -> CaseOutput:
     """Entry point of ``scirobust reproduce sentiment``: quick or full settings.
 
     Runs on one intra-op thread (restored afterwards): the networks are so small that
     thread hand-offs cost more than they save, especially on a shared machine.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _run(options)
-    finally:
-        torch.set_num_threads(threads)
+    return _run(options)
 
 
 def _run(options: CaseOptions) -> CaseOutput:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scirobust.cases import Case, CaseOptions, CaseOutput
+from scirobust.cases import Case, CaseOptions, CaseOutput, torch_threads
 from scirobust.results import Record, Results, atomic_write_bytes, atomic_write_text
 
 PAPER_EPSILONS = (0.0, 0.1, 0.3, 0.5)
@@ -106,8 +106,6 @@ class Sio2Settings:
 @contextlib.contextmanager
 def _thread_limits(n_threads: int) -> Iterator[None]:
     """Limit torch threads and (if threadpoolctl is installed) BLAS threads; restore after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n_threads, previous)))
     limiter: Any = contextlib.nullcontext()
     try:
         import scipy.linalg  # noqa: F401  (load its BLAS before limiting it)
@@ -116,11 +114,8 @@ def _thread_limits(n_threads: int) -> Iterator[None]:
         limiter = threadpool_limits(1)
     except ImportError:
         pass
-    try:
-        with limiter:
-            yield
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(n_threads), limiter:
+        yield
 
 
 def _write_csv(path: Path, rows: list[list[Any]]) -> None:
