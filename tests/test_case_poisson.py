@@ -1,0 +1,179 @@
+"""Poisson case: exact solution, randomized network, PINN Laplacian, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from scirobust.budget import Budget
+from scirobust.cases import CaseOptions, get_case
+from scirobust.cases.poisson import (
+    EPSILONS,
+    PAPER_TABLE1,
+    PINN,
+    PoissonSettings,
+    RandomizedNet,
+    fit_rnn,
+    grid,
+    relative_l2_error,
+    rnn_points,
+    run_poisson,
+    source,
+    u_exact,
+)
+
+f64 = torch.float64
+
+
+def _autograd_laplacian(fn, x: torch.Tensor) -> torch.Tensor:
+    """Δ fn(x) by double backward, (N, 1)."""
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+    lap = torch.zeros(x.shape[0], 1, dtype=x.dtype)
+    for i in range(x.shape[1]):
+        (gi,) = torch.autograd.grad(g[:, i].sum(), x, create_graph=True)
+        lap = lap + gi[:, i : i + 1]
+    return lap
+
+
+def test_exact_solution_is_differentiable_and_solves_poisson() -> None:
+    x = torch.rand(50, 2, generator=torch.Generator().manual_seed(1), dtype=f64) * 2 - 1
+    lap = _autograd_laplacian(u_exact, x)
+    assert u_exact(x).shape == (50, 1)
+    torch.testing.assert_close(-lap, source(x), rtol=1e-10, atol=1e-9)
+    # boundary values g = 0 on all four sides
+    s = torch.linspace(-1, 1, 11, dtype=f64)
+    one = torch.ones_like(s)
+    for side in ((s, -one), (s, one), (-one, s), (one, s)):
+        assert u_exact(torch.stack(side, 1)).abs().max() < 1e-12
+
+
+def test_rnn_least_squares_fit_and_analytic_laplacian() -> None:
+    settings = PoissonSettings()  # the paper's system; the solve takes ~0.1 s
+    gen = torch.Generator().manual_seed(0)
+    rnn = RandomizedNet(settings.rnn_hidden, settings.rnn_radius, generator=gen)
+    interior, boundary = rnn_points(settings, gen)
+    assert interior.shape == (900, 2) and boundary.shape == (2000, 2)
+    assert (interior.abs() < 1).all() and (boundary.abs().max(dim=1).values == 1).all()
+    info = fit_rnn(rnn, interior, boundary, penalty=settings.rnn_penalty)
+    assert info["system_shape"] == [2900, 400]
+    assert relative_l2_error(rnn, grid(41)) < 0.5
+    x = torch.rand(30, 2, generator=gen, dtype=f64) * 2 - 1
+    # relative to the coefficient scale: the fitted sum cancels terms of size ~|c|
+    scale = float(rnn.coef.abs().sum())
+    assert (rnn.laplacian(x) - _autograd_laplacian(rnn, x)).abs().max() < 1e-12 * scale
+    # the feature Laplacian itself, one feature at a time, tightly
+    for j in (0, 7, 399):
+        lap_j = _autograd_laplacian(lambda z, j=j: rnn.features(z)[:, j : j + 1], x)
+        torch.testing.assert_close(rnn.feature_laplacian(x)[:, j : j + 1], lap_j)
+
+
+def test_pinn_forward_laplacian_matches_autograd() -> None:
+    model = PINN(width=16, depth=3, first_layer_scale=6.0,
+                 generator=torch.Generator().manual_seed(0), dtype=f64)
+    x = torch.rand(20, 2, generator=torch.Generator().manual_seed(2), dtype=f64) * 2 - 1
+    value, lap = model.value_and_laplacian(x)
+    torch.testing.assert_close(value, model(x))
+    torch.testing.assert_close(lap, _autograd_laplacian(model, x))
+
+
+def test_paper_table_is_stored_honestly() -> None:
+    assert len(PAPER_TABLE1["RNN"]) == len(PAPER_TABLE1["DNN"]) == len(EPSILONS) == 7
+    assert PAPER_TABLE1["RNN"][EPSILONS.index(0.25)] is None
+    assert PAPER_TABLE1["RNN"][EPSILONS.index(0.2)] == 0.273
+    assert PAPER_TABLE1["DNN"][-1] == 4.061
+    assert get_case("poisson").name == "poisson"
+
+
+@pytest.fixture
+def report_available(monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Use the real report writer if it exists, else a stub (the report is built elsewhere)."""
+    import scirobust.report as report
+
+    if hasattr(report, "write_report"):
+        return True
+
+    def stub(results, directory, *, title=None) -> Path:
+        path = Path(directory) / "report.html"
+        path.write_text(f"<html>{title}</html>")
+        return path
+
+    monkeypatch.setattr(report, "write_report", stub, raising=False)
+    return False
+
+
+def test_small_end_to_end_run(tmp_path: Path, report_available: bool) -> None:
+    settings = dataclasses.replace(
+        PoissonSettings.quick(), grid=31, pinn_iterations=60, pinn_interior=100,
+        pinn_boundary=40, pinn_width=20, pinn_depth=2, rnn_interior_per_axis=15,
+        rnn_boundary_per_side=100, n_random=2,
+    )
+    out = run_poisson(CaseOptions(output=tmp_path, quick=True, seed=3), settings)
+    res = out.results
+
+    assert (tmp_path / "results.csv").exists()
+    assert out.report == tmp_path / "report.html" and out.report.exists()
+    assert sorted(p.name for p in (tmp_path / "figures" / "case").glob("*.png")) == [
+        "fields.png", "rel_mse_signed_vs_eps.png", "rel_mse_vs_eps.png"]
+    with (tmp_path / "tables" / "table1_rel_mse.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["row"] + [f"eps={e:g}" for e in EPSILONS]
+    assert [r[0] for r in rows[1:]] == ["RNN ours FGSM", "RNN ours random", "RNN paper",
+                                        "DNN ours FGSM", "DNN ours random", "DNN paper"]
+    assert rows[3][EPSILONS.index(0.25) + 1] == ""  # paper's unreadable RNN cell
+    assert out.summary[0][0] == "Rel MSE" and len(out.summary) == 7
+
+    # Rel MSE rows recomputed from the MSE rows (full-grid clean MSE)
+    for model in ("RNN", "PINN"):
+        clean = res.value(model=model, attack="clean", metric="mse")
+        for attack_name in ("fgsm", "random_sign"):
+            for eps in EPSILONS:
+                mse = res.value(model=model, attack=attack_name, epsilon=eps, metric="mse")
+                rel = res.value(model=model, attack=attack_name, epsilon=eps, metric="rel_mse")
+                assert rel == pytest.approx(abs(mse - clean) / clean, rel=1e-12)
+                signed = res.value(model=model, attack=attack_name, epsilon=eps,
+                                   metric="rel_mse_signed")
+                assert signed == pytest.approx((mse - clean) / clean, rel=1e-12)
+                same = res.select(model=model, attack=attack_name, epsilon=eps,
+                                  metric="rel_mse_same_points")
+                assert len(same) == 1 and math.isfinite(same[0].value)
+        # the table's numbers are the records' numbers
+        row = rows[1] if model == "RNN" else rows[4]
+        fgsm = [res.value(model=model, attack="fgsm", epsilon=e, metric="rel_mse")
+                for e in EPSILONS]
+        assert [float(v) for v in row[1:]] == pytest.approx(fgsm, rel=1e-5)
+
+    # perturbed points that leave Ω are dropped, and more of them at larger eps
+    for model in ("RNN", "PINN"):
+        small = res.select(model=model, attack="fgsm", epsilon=0.01, metric="mse")[0]
+        big = res.select(model=model, attack="fgsm", epsilon=0.3, metric="mse")[0]
+        assert big.n_dropped > small.n_dropped > 0
+        assert big.n + big.n_dropped == 31 * 31
+
+    meta = res.metadata
+    # the deterministic FGSM re-run (same-points analysis) reproduces the audit's attacked MSE
+    assert max(meta["fgsm_rerun_max_relative_difference"].values()) < 1e-9
+    assert isinstance(meta["description"], str) and meta["description"]
+    assert all(isinstance(n, str) for n in meta["notes"]) and len(meta["notes"]) >= 5
+    assert sum("REPRODUCED" in n or "NOT reproduced" in n for n in meta["notes"]) == 2
+    assert set(meta["verdict"]) >= {"rel_mse", "rel_mse_same_points"}
+    assert math.isfinite(meta["clean_relative_l2"]["RNN"])
+
+
+def test_drop_on_the_full_grid_at_largest_eps() -> None:
+    """On the paper's 101 × 101 grid FGSM at eps = 0.3 pushes points out of Ω: they are dropped."""
+    gen = torch.Generator().manual_seed(0)
+    settings = PoissonSettings(rnn_interior_per_axis=10, rnn_boundary_per_side=50, rnn_hidden=50)
+    rnn = RandomizedNet(settings.rnn_hidden, settings.rnn_radius, generator=gen)
+    fit_rnn(rnn, *rnn_points(settings, gen))
+    from scirobust import audit
+
+    res = audit(rnn, grid(101), reference=u_exact, epsilons=[0.3], attacks=["fgsm"],
+                metrics=["mse"], budget=Budget(norm="linf", bounds=(-1.0, 1.0), outside="drop"))
+    rec = res.select(attack="fgsm", metric="mse")[0]
+    assert rec.n_dropped > 0 and rec.n + rec.n_dropped == 101 * 101
