@@ -31,7 +31,7 @@ from scirobust.attacks import get_spec, preserved_model_state
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
 from scirobust.metrics import DEFAULT_METRICS, Metric, resolve_metric
-from scirobust.results import Record, Results, atomic_write_bytes
+from scirobust.results import Record, Results, atomic_write_bytes, ratio_record
 
 ObjectiveBuilder = Callable[[Tensor], obj.Objective]
 Reference = Callable[[Tensor], Tensor]
@@ -556,14 +556,9 @@ def _ratio_records(
         if base_metric not in error_like and not rec.metric.startswith("rmse["):
             continue
         ref = index.get((baseline, rec.epsilon, rec.metric))
-        if ref is None or ref.value == 0 or math.isnan(ref.value):
-            continue
-        ratio = rec.value / ref.value
-        rel = math.sqrt(sum((se / v) ** 2 for se, v in ((rec.stderr, rec.value),
-                                                           (ref.stderr, ref.value))
-                            if v and not math.isnan(se)))
-        out.append(Record(rec.case, rec.model, rec.attack, rec.epsilon, f"{rec.metric}_ratio",
-                          ratio, abs(ratio) * rel, rec.n, float("nan"), rec.n_dropped, baseline))
+        row = ratio_record(rec, ref) if ref is not None else None
+        if row is not None:
+            out.append(row)
     return out
 
 

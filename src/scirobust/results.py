@@ -81,6 +81,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def ratio_record(record: Record, baseline: Record) -> Record | None:
+    """The row ``<metric>_ratio`` = record / baseline (adversarial over random), or None.
+
+    The standard error propagates both relative errors as if independent (conservative: both
+    rows are measured on the same samples, so their errors are positively correlated).
+    """
+    if not baseline.value or math.isnan(baseline.value):
+        return None
+    ratio = record.value / baseline.value
+    rel = math.sqrt(sum((se / v) ** 2 for se, v in ((record.stderr, record.value),
+                                                       (baseline.stderr, baseline.value))
+                        if v and not math.isnan(se)))
+    return Record(record.case, record.model, record.attack, record.epsilon,
+                  f"{record.metric}_ratio", ratio, abs(ratio) * rel, record.n, float("nan"),
+                  record.n_dropped, baseline.attack)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never half."""
     path = Path(path)

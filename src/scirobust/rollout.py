@@ -59,7 +59,7 @@ from scirobust import objectives
 from scirobust.attacks import attack, get_spec, preserved_model_state
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
-from scirobust.results import Record, Results
+from scirobust.results import Record, Results, ratio_record
 
 __all__ = [
     "RolloutTrace",
@@ -453,14 +453,9 @@ def _ratio_records(records: list[Record], specs: Sequence) -> list[Record]:
         if any(s.name == rec.attack and s.is_random for s in specs):
             continue
         ref = index.get((baseline, rec.metric))
-        if ref is None or not ref.value or math.isnan(ref.value):
-            continue
-        ratio = rec.value / ref.value
-        rel = math.sqrt(sum((se / v) ** 2 for se, v in ((rec.stderr, rec.value),
-                                                           (ref.stderr, ref.value))
-                            if v and not math.isnan(se)))
-        out.append(Record(rec.case, rec.model, rec.attack, rec.epsilon, f"{rec.metric}_ratio",
-                          ratio, abs(ratio) * rel, rec.n, float("nan"), 0, baseline))
+        row = ratio_record(rec, ref) if ref is not None else None
+        if row is not None:
+            out.append(row)
     return out
 
 
