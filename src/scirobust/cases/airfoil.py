@@ -63,8 +63,8 @@ from scirobust.cases._joukowski import (
     to_chord_frame,
     trailing_edge_angle,
 )
-from scirobust.report import COLORS, save_figure, write_report
-from scirobust.results import Record, Results, atomic_write_text
+from scirobust.report import COLORS, save_case_figure, write_case_table, write_report
+from scirobust.results import Record, Results
 
 __all__ = [
     "CASE",
@@ -427,11 +427,6 @@ def evaluate_case(
 
 
 # --------------------------------------------------------------------------- figures
-def _save(fig: Figure, directory: Path, stem: str, caption: str) -> None:
-    folder = directory / "figures" / "case"
-    save_figure(fig, folder, stem)
-    atomic_write_text(folder / f"{stem}.txt", caption)
-
 
 def _figures(directory: Path, evals: list[dict[str, Any]], settings: AirfoilSettings) -> None:
     n = len(evals)
@@ -457,7 +452,7 @@ def _figures(directory: Path, evals: list[dict[str, Any]], settings: AirfoilSett
                 ax.legend(fontsize=7)
         for ax in axes[n:]:
             ax.set_visible(False)
-        _save(fig, directory, stem,
+        save_case_figure(fig, directory, stem,
               f"Paper Fig. 4{'B' if key == 'cp_random' else 'C'}: surface pressure coefficient "
               f"of the six test cases under {what} of the spatial coordinates (3 %), against "
               "the exact potential-flow reference and the clean PINN; plotted at the clean "
@@ -480,7 +475,7 @@ def _figures(directory: Path, evals: list[dict[str, Any]], settings: AirfoilSett
     ax.set_ylabel("relative L2 error of surface Cp (%)")
     ax.set_title("Surface Cp error per test case")
     ax.legend(fontsize=8)
-    _save(fig, directory, "airfoil_3_cp_error_bars",
+    save_case_figure(fig, directory, "airfoil_3_cp_error_bars",
           "Paper Fig. 4D: relative L2 error of the surface Cp against the exact reference, per "
           "test case, clean, random ±3 % (mean over draws, bars: standard deviation over "
           "draws) and FGSM 3 %; grey: the exact potential flow evaluated at the same randomly "
@@ -489,13 +484,6 @@ def _figures(directory: Path, evals: list[dict[str, Any]], settings: AirfoilSett
 
 
 # --------------------------------------------------------------------------- the case
-def _write_table(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    def fmt(v: Any) -> str:
-        return f"{float(v):.6g}" if isinstance(v, float | np.floating) else str(v)
-
-    lines = [",".join(header)] + [",".join(fmt(v) for v in row) for row in rows]
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
 
 def _attribution(means: dict[str, tuple[float, float]]) -> str:
     """How much of the attacked PINN's error the exact flow shows at the same moved points."""
@@ -564,9 +552,9 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
              ev["fgsm"] / ev["random"], ev["exact_random"], ev["exact_at_fgsm"],
              ev["fgsm_inside_body"]]
             for i, (case, ev) in enumerate(zip(settings.test_cases, evals, strict=True))]
-    _write_table(tables / "airfoil_cp_relative_l2.csv", header, rows)
+    write_case_table(tables / "airfoil_cp_relative_l2.csv", header, rows)
     losses = train_info["final_losses"]
-    _write_table(tables / "airfoil_training.csv", ["term", "weight", "final_value"],
+    write_case_table(tables / "airfoil_training.csv", ["term", "weight", "final_value"],
                  [[k, train_info["weights"][k], losses.get(k, math.nan)]
                   for k in train_info["weights"]])
     _figures(directory, evals, settings)

@@ -49,8 +49,8 @@ from scirobust.cases._qcd_physics import (
     ln_z_over_v,
     thermodynamics,
 )
-from scirobust.report import COLORS, save_figure, write_report
-from scirobust.results import Record, Results, atomic_write_text
+from scirobust.report import COLORS, save_case_figure, write_case_table, write_report
+from scirobust.results import Record, Results
 
 __all__ = ["CASE", "DLQP", "QcdSettings", "ResidualMLP", "run", "run_qcd", "train_dlqp"]
 
@@ -248,11 +248,6 @@ def _landscape_temperature(
 
 
 # --------------------------------------------------------------------------- figures
-def _save(fig: Figure, directory: Path, stem: str, caption: str) -> None:
-    folder = directory / "figures" / "case"
-    save_figure(fig, folder, stem)
-    atomic_write_text(folder / f"{stem}.txt", caption)
-
 
 def _figures(
     directory: Path,
@@ -286,7 +281,7 @@ def _figures(
     ax.set_xlabel("T (MeV)")
     ax.set_ylabel("model − HotQCD")
     ax.legend(fontsize=8)
-    _save(fig, directory, "qcd_1_eos",
+    save_case_figure(fig, directory, "qcd_1_eos",
           "Paper Fig. 5B: pressure (trained) and energy density (predicted by autograd, never "
           "trained on) of the DLQP model against the HotQCD 2014 parametrisation; circles: the "
           "training temperatures; lower panel: model minus parametrisation.")
@@ -309,7 +304,7 @@ def _figures(
                      f"{flagged.size} temperatures (shaded)", fontsize=9)
         ax.legend(fontsize=8)
     axes[-1, 0].set_xlabel("T (MeV)")
-    _save(fig, directory, "qcd_2_attack_errors",
+    save_case_figure(fig, directory, "qcd_2_attack_errors",
           "Paper Fig. 5C/D: absolute error of p/T⁴ against the parametrisation at the "
           "temperature the network sees, clean, random ±eps (mean of both signs) and FGSM; "
           "shaded: temperatures where random noise gives the larger error.")
@@ -336,7 +331,7 @@ def _figures(
     ax.set_ylabel("|Δ(p/T⁴)|")
     ax.set_title(f"Loss along T around T = {t_c * 1e3:.1f} MeV", fontsize=10)
     ax.legend(fontsize=7)
-    _save(fig, directory, "qcd_3_loss_landscape",
+    save_case_figure(fig, directory, "qcd_3_loss_landscape",
           "Absolute p/T⁴ error along the temperature around a temperature where random noise "
           "beats FGSM (nearest the paper's 0.24 GeV); dotted: the first-order prediction from "
           "the gradient; markers: T ± eps on the side FGSM chose and on the other side.")
@@ -350,21 +345,12 @@ def _figures(
     ax.set_ylabel("quasi-particle mass (GeV)")
     ax.legend(fontsize=8)
     ax.set_title("Learned quasi-particle masses")
-    _save(fig, directory, "qcd_4_masses",
+    save_case_figure(fig, directory, "qcd_4_masses",
           "Quasi-particle masses learned by the three residual MLPs (not unique: one pressure "
           "curve constrains one combination of three masses).")
 
 
 # --------------------------------------------------------------------------- the case
-def _write_table(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float | np.floating):
-            return f"{float(v):.6g}"
-        return str(v)
-
-    lines = [",".join(header)] + [",".join(fmt(v) for v in row) for row in rows]
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
 
 def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOutput:
     """Train the DLQP model, attack the temperature, write results, figures and report."""
@@ -467,8 +453,8 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
                     errors[f"fgsm_{k}"][i], int(errors[f"fgsm_sign_{k}"][i]),
                     bool(flagged[eps][i])]
         rows.append(row)
-    _write_table(tables / "qcd_errors_vs_temperature.csv", header, rows)
-    _write_table(
+    write_case_table(tables / "qcd_errors_vs_temperature.csv", header, rows)
+    write_case_table(
         tables / "qcd_fit_quality.csv",
         ["quantity", "rms_abs_error", "max_abs_error", "rms_relative_error",
          "max_relative_error", "range_gev"],

@@ -8,6 +8,7 @@
 vermillion/orange/reddish purple) that cases use for their own figures too.
 """
 
+from scirobust.report.case_files import save_case_figure, write_case_table
 from scirobust.report.figures import (
     COLORS,
     attack_kinds,
@@ -25,7 +26,9 @@ __all__ = [
     "format_value",
     "plot_metric_vs_eps",
     "plot_ratio",
+    "save_case_figure",
     "save_figure",
     "summary_rows",
+    "write_case_table",
     "write_report",
 ]
