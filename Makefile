@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/scirobust demo --output demo-output
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
 
 test: lint
 	$(BIN)/python -m pytest -q

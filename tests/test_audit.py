@@ -59,7 +59,7 @@ def test_drop_counts_and_excludes_samples_leaving_the_domain() -> None:
     res = audit(model, x, y, epsilons=[0.1], attacks=["random_sign", "fgsm"],
                 budget=Budget(bounds=(-1.0, 1.0), outside="drop"), metrics=["rmse", "mae"])
     err = np.array([0.5, 0.25]) + 0.2  # samples 1 and 3 after the attack: c + 0.1 + 0.1
-    fgsm = {r.metric: r for r in res.select(attack="fgsm")}
+    fgsm = {r.metric: r for r in res.select(attack="fgsm", kind="adversarial")}
     assert fgsm["rmse"].n == 2 and fgsm["rmse"].n_dropped == 2
     assert fgsm["rmse"].value == pytest.approx(np.sqrt((err**2).mean()), rel=1e-12)
     assert fgsm["mae"].value == pytest.approx(err.mean(), rel=1e-12)
@@ -76,7 +76,7 @@ def test_clip_keeps_every_sample() -> None:
     x = torch.tensor([[0.95, 0.0], [0.0, 0.0]], dtype=torch.float64)
     res = audit(model, x, x.sum(1, keepdim=True) - 1, epsilons=[0.1], attacks=["fgsm"],
                 budget=Budget(bounds=(-1.0, 1.0)), metrics=["mae"])
-    rec = res.select(attack="fgsm")[0]
+    rec = res.select(attack="fgsm", kind="adversarial")[0]
     assert rec.n == 2 and rec.n_dropped == 0
     # sample 0 is clipped at x1 = 1: it moves by only (0.05, 0.1)
     assert rec.value == pytest.approx(((1 + 0.15) + (1 + 0.2)) / 2, rel=1e-12)
@@ -96,8 +96,8 @@ def test_same_seed_same_records_different_seed_different_draws() -> None:
         assert a.value(attack="random_sign", epsilon=eps, metric="rmse") != c.value(
             attack="random_sign", epsilon=eps, metric="rmse")
         # FGSM has no randomness: the seed must not change it
-        assert a.value(attack="fgsm", epsilon=eps, metric="rmse") == c.value(
-            attack="fgsm", epsilon=eps, metric="rmse")
+        assert a.value(attack="fgsm", epsilon=eps, metric="rmse", kind="adversarial") == c.value(
+            attack="fgsm", epsilon=eps, metric="rmse", kind="adversarial")
 
 
 # --------------------------------------------------------------------------- resume
@@ -165,19 +165,19 @@ def test_ratio_records_are_adversarial_over_random() -> None:
     model, x, y = _regression_problem()
     res = audit(model, x, y, metrics=["rmse", "mae", "rmse_per_variable"],
                 variable_names=["a", "b"], **AUDIT_KW)
-    ratios = [r for r in res if r.metric.endswith("_ratio")]
+    ratios = [r for r in res if r.kind == "ratio"]
     assert {r.attack for r in ratios} == {"fgsm", "pgd_linf"}
-    assert {r.metric for r in ratios} == {"rmse_ratio", "mae_ratio", "rmse[a]_ratio",
-                                          "rmse[b]_ratio"}
+    assert {(r.metric, r.variable) for r in ratios} == {("rmse", ""), ("mae", ""), ("rmse", "a"),
+                                                         ("rmse", "b")}
     for r in ratios:
-        metric = r.metric[: -len("_ratio")]
-        adv = res.value(attack=r.attack, epsilon=r.epsilon, metric=metric)
-        rnd = res.value(attack="random_sign", epsilon=r.epsilon, metric=metric)
+        where = {"epsilon": r.epsilon, "metric": r.metric, "variable": r.variable}
+        adv = res.value(attack=r.attack, kind="adversarial", **where)
+        rnd = res.value(attack="random_sign", **where)
         assert r.baseline == "random_sign"
         assert r.value == pytest.approx(adv / rnd, rel=1e-12)
         assert r.stderr > 0
     # the attack is the stronger perturbation of the same size
-    assert res.value(attack="pgd_linf", epsilon=0.2, metric="rmse_ratio") > 1
+    assert res.value(attack="pgd_linf", epsilon=0.2, metric="rmse", kind="ratio", variable="") > 1
 
 
 def test_classification_audit_accuracy_and_targeted_attacks(trained_mlp, blobs) -> None:
@@ -186,12 +186,12 @@ def test_classification_audit_accuracy_and_targeted_attacks(trained_mlp, blobs) 
     res = audit(trained_mlp, x, y, task="classification", epsilons=[1.0],
                 attacks=["random_sign", "fgsm", "fgsm_targeted", "illc", "sparsefool"],
                 n_random=2, metrics=["accuracy", "error_rate"])
-    acc = {r.attack: r.value for r in res.select(metric="accuracy")}
+    acc = {r.attack: r.value for r in res.select(metric="accuracy") if r.kind != "ratio"}
     assert acc["clean"] == 1.0
     assert acc["fgsm"] < acc["random_sign"] - 0.1 and acc["sparsefool"] < acc["random_sign"]
     # accuracy is not error-like: no ratio rows for it, but error_rate has them
-    assert not res.select(metric="accuracy_ratio")
-    assert res.select(metric="error_rate_ratio", attack="fgsm")
+    assert not res.select(metric="accuracy", kind="ratio")
+    assert res.select(metric="error_rate", attack="fgsm", kind="ratio")
     for k, v in trained_mlp.state_dict().items():
         assert torch.equal(v, before[k])
 
@@ -342,7 +342,8 @@ def test_attack_parameters_and_labels_reach_the_results() -> None:
                 attacks=["random_sign", {"name": "bim", "steps": 2, "label": "bim2"}, "bim"])
     assert res.attacks == ["clean", "random_sign", "bim2", "bim"]
     assert res.metadata["config"]["attacks"][1]["steps"] == 2
-    assert res.value(attack="bim2", metric="rmse") != res.value(attack="bim", metric="rmse")
+    assert res.value(attack="bim2", metric="rmse", kind="adversarial") != res.value(
+        attack="bim", metric="rmse", kind="adversarial")
 
 
 def test_reference_function_is_the_truth_at_perturbed_inputs() -> None:
@@ -404,4 +405,5 @@ def test_cache_distinguishes_reference_functions(tmp_path: Path) -> None:
     first = audit(model, x, reference=lambda z: z * 2, **kwargs)
     second = audit(model, x, reference=lambda z: z * 3, **kwargs)
     assert second.metadata["cells_reused_from_cache"] == 0
-    assert first.value(attack="fgsm", metric="mse") != second.value(attack="fgsm", metric="mse")
+    assert first.value(attack="fgsm", metric="mse", kind="adversarial") != second.value(
+        attack="fgsm", metric="mse", kind="adversarial")

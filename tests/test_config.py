@@ -250,7 +250,7 @@ def test_plan_runs(project: Path) -> None:
                                  **{"data.variable_names": ["u", "v"]}), base_dir=project)
     results = build_audit(cfg).run(seed=3)
     assert {r.case for r in results} == {"c"} and {r.model for r in results} == {"tiny"}
-    assert "rmse[u]" in results.metrics and results.metadata["seed"] == 3
+    assert results.variables == ["u", "v"] and results.metadata["seed"] == 3
 
 
 def test_example_config_builds(tmp_path: Path) -> None:

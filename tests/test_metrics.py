@@ -7,12 +7,15 @@ import pytest
 import torch
 
 from scirobust import DataError
-from scirobust.metrics import METRICS, Metric, resolve_metric, rmse_per_variable
+from scirobust.metrics import METRICS, Metric, Reduction, resolve_metric, rmse_per_variable
 
 
 def _reduce(metric: Metric, output: torch.Tensor, truth: torch.Tensor) -> dict:
+    """``{name or name[variable]: (value, stderr)}`` of the reduced rows."""
     comps = metric.components(output, truth).double().numpy()
-    return {name: (value, se) for name, value, se in metric.reduce(comps)}
+    rows = [Reduction(*row) for row in metric.reduce(comps)]
+    return {(f"{r.metric}[{r.variable}]" if r.variable else r.metric): (r.value, r.stderr)
+            for r in rows}
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from scirobust.rollout import (
     anomaly_correlation,
     lat_weighted_rmse,
     latitude_weights,
-    metric_name,
-    parse_metric,
     per_variable_budget,
     rollout,
     rollout_audit,
@@ -61,8 +59,9 @@ def test_eps_zero_equals_plain_rollout_bit_for_bit(perturb: str) -> None:
                               lat=LAT, keep_states=range(1, 5))
     assert model.training
     for label in ("clean", "random_sign", "fgsm", "pgd_linf"):
+        eps = 0.0 if label == "clean" else 1.0
         for k in range(1, 5):
-            assert torch.equal(traces[label].states[k], plain[:, k - 1]), (label, k)
+            assert torch.equal(traces[(label, eps)].states[k], plain[:, k - 1]), (label, k)
 
 
 def test_random_and_fgsm_have_the_same_size_per_variable() -> None:
@@ -72,7 +71,7 @@ def test_random_and_fgsm_have_the_same_size_per_variable() -> None:
     budget = per_variable_budget(eps, C)
     _, traces = rollout_audit(model, x0, targets, budget=budget, keep_states=(1, 2, 3), lat=LAT)
     for label in ("random_sign", "fgsm"):
-        tr = traces[label]
+        tr = traces[(label, 1.0)]
         feeds = {1: x0, 2: tr.states[1], 3: tr.states[2]}
         for k, clean_fed in feeds.items():
             delta = (tr.inputs[k] - clean_fed).abs()
@@ -88,7 +87,7 @@ def test_physical_units_budget_uses_scale() -> None:
     budget = per_variable_budget(0.05, C, scale=std)
     _, traces = rollout_audit(model, x0, targets, budget=budget, attacks=("fgsm",),
                               keep_states=(1,))
-    delta = (traces["fgsm"].inputs[1] - x0).abs()
+    delta = (traces[("fgsm", 1.0)].inputs[1] - x0).abs()
     assert torch.allclose(delta[:, 0], torch.full_like(delta[:, 0], 0.1))
     assert torch.allclose(delta[:, 1], torch.full_like(delta[:, 1], 0.5))
 
@@ -98,7 +97,7 @@ def test_initial_mode_perturbs_only_the_initial_condition() -> None:
     x0, targets = _data(3)
     _, traces = rollout_audit(model, x0, targets, budget=per_variable_budget(0.1, C),
                               perturb="initial", keep_states=(1, 2, 3))
-    tr = traces["fgsm"]
+    tr = traces[("fgsm", 1.0)]
     assert not torch.equal(tr.inputs[1], x0)
     assert torch.equal(tr.inputs[2], tr.states[1])
     assert torch.equal(tr.inputs[3], tr.states[2])
@@ -159,27 +158,56 @@ def test_records_convention_and_ratio() -> None:
     model = TinyStepper()
     x0, targets = _data(3)
     clim = targets.mean(dim=(0, 1))
-    res, _ = rollout_audit(model, x0, targets, budget=per_variable_budget(0.1, C), lat=LAT,
-                           climatology=clim, variables=["h", "u"], n_random=2, case="t")
-    metrics = set(res.metrics)
-    assert metric_name("lat_rmse", "u", 3) == "lat_rmse[u@step=3]"
-    assert parse_metric("lat_rmse[u@step=3]_ratio") == ("lat_rmse", "u", 3, True)
-    assert parse_metric("rmse") is None
+    kw = dict(budget=per_variable_budget(1.0, C), epsilons=[0.1, 0.2], lat=LAT,
+              climatology=clim, variables=["h", "u"], n_random=2, case="t")
+    res, traces = rollout_audit(model, x0, targets, **kw)
+    assert set(res.metrics) == {"lat_rmse", "acc"}
+    assert set(traces) == {("clean", 0.0), *((a, e) for a in ("random_sign", "fgsm")
+                                              for e in (0.1, 0.2))}
+    assert res.metadata["step_label"].startswith("lead time")
     for var in ("h", "u"):
         for k in (1, 2, 3):
-            assert f"lat_rmse[{var}@step={k}]" in metrics
-            assert f"acc[{var}@step={k}]" in metrics
-            ratio = res.select(attack="fgsm", metric=f"lat_rmse[{var}@step={k}]_ratio")
+            for metric in ("lat_rmse", "acc"):
+                assert res.select(attack="clean", metric=metric, variable=var, step=k)
+            ratio = res.select(attack="fgsm", metric="lat_rmse", variable=var, step=k,
+                               kind="ratio", epsilon=0.1)
             assert len(ratio) == 1 and ratio[0].baseline == "random_sign"
-    rnd = res.select(attack="random_sign", metric="lat_rmse[h@step=2]")[0]
-    assert rnd.n == 3 and not math.isnan(rnd.spread) and rnd.epsilon == pytest.approx(0.1)
-    clean = res.select(attack="clean", metric="lat_rmse[h@step=1]")[0]
-    fgsm = res.select(attack="fgsm", metric="lat_rmse[h@step=1]")[0]
-    assert clean.epsilon == 0.0 and fgsm.value > clean.value
-    # reproducible bit-for-bit with the same seed
-    res2, _ = rollout_audit(model, x0, targets, budget=per_variable_budget(0.1, C), lat=LAT,
-                            climatology=clim, variables=["h", "u"], n_random=2, case="t")
+            assert not res.select(metric="acc", kind="ratio")
+    rnd = res.select(attack="random_sign", metric="lat_rmse", variable="h", step=2)[0]
+    assert rnd.kind == "random" and rnd.n == 3 and not math.isnan(rnd.spread)
+    assert rnd.epsilon == pytest.approx(0.1)
+    clean = res.select(attack="clean", metric="lat_rmse", variable="h", step=1)[0]
+    fgsm = res.select(attack="fgsm", metric="lat_rmse", variable="h", step=1, epsilon=0.1,
+                      kind="adversarial")[0]
+    assert clean.epsilon == 0.0 and clean.kind == "clean" and fgsm.value > clean.value
+    # reproducible bit-for-bit with the same seed; each cell's draws depend on that cell only
+    res2, _ = rollout_audit(model, x0, targets, **kw)
     assert [r.value for r in res.records] == [r.value for r in res2.records]
+    res3, _ = rollout_audit(model, x0, targets, **{**kw, "epsilons": [0.2]})
+    pick = {"attack": "random_sign", "metric": "lat_rmse", "variable": "u", "step": 3,
+            "epsilon": 0.2}
+    assert res3.value(**pick) == res.value(**pick)
+
+
+def test_attack_options_reach_the_rollout() -> None:
+    model = TinyStepper()
+    x0, targets = _data(2)
+    base = dict(budget=per_variable_budget(0.1, C), lat=LAT)
+    one, _ = rollout_audit(model, x0, targets, **base,
+                           attacks=[{"name": "bim", "steps": 1, "step_size": 0.2}])
+    many, _ = rollout_audit(model, x0, targets, **base,
+                            attacks=[{"name": "bim", "steps": 5, "step_size": 0.2}])
+    legacy, _ = rollout_audit(model, x0, targets, attacks=["bim"],
+                              attack_kwargs={"steps": 5, "step_size": 0.2}, **base)
+    pick = {"attack": "bim", "metric": "lat_rmse", "variable": "v0", "step": 2}
+    assert many.value(**pick) != one.value(**pick)
+    assert legacy.value(**pick) == many.value(**pick)
+    with pytest.raises(ConfigError, match="attack_kwargs may set"):
+        rollout_audit(model, x0, targets, attack_kwargs={"norm": "l2"}, **base)
+    with pytest.raises(ConfigError, match="either a Sweep or the keywords"):
+        from scirobust import Sweep
+
+        rollout_audit(model, x0, targets, sweep=Sweep(epsilons=[1.0]), **base)
 
 
 def test_shape_errors_are_clear() -> None:

@@ -66,7 +66,7 @@ def test_track_writes_results_envelope_and_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file()
     res = Results.load(out)
-    assert {r.model for r in res} == {"mlp@epoch=1", "mlp@epoch=2"}
+    assert {(r.model, r.step) for r in res} == {("mlp", 1), ("mlp", 2)}
     assert len(res.select(attack="envelope")) == 4  # 2 checkpoints x 2 epsilons
     # the numbers are those of a direct audit of the loaded checkpoint
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
@@ -78,8 +78,8 @@ def test_track_writes_results_envelope_and_report(tmp_path: Path) -> None:
                    budget=Budget(bounds=(0.0, 1.0)), task="classification",
                    metrics=["accuracy"], n_random=2, case="tracked")
     for rec in direct.records:
-        assert res.value(model="mlp@epoch=2", attack=rec.attack, epsilon=rec.epsilon,
-                         metric=rec.metric) == rec.value
+        assert res.value(step=2, attack=rec.attack, epsilon=rec.epsilon,
+                         metric=rec.metric, kind=rec.kind) == rec.value
 
 
 def test_track_errors_are_clear(tmp_path: Path) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
-from scirobust import Budget, audit
+from scirobust import Budget, Sweep, audit
 from scirobust.training import (
     ENVELOPE,
     RobustnessTracker,
     checkpoint_epoch,
-    epoch_label,
     fit,
-    parse_epoch,
     track_checkpoints,
 )
 
@@ -44,14 +44,16 @@ def test_tracker_records_the_same_numbers_as_a_direct_audit() -> None:
                  generator=torch.Generator().manual_seed(0), record_initial=True)
     assert len(losses) == 4 and losses[-1] < losses[0]
     res = tracker.results
-    assert sorted({parse_epoch(r.model)[1] for r in res}) == [0, 2, 4]
+    assert sorted({r.step for r in res}) == [0, 2, 4] and {r.model for r in res} == {"mlp"}
+    assert res.metadata["step_label"] == "epoch"
     direct = audit(model, x, y, epsilons=[0.1], attacks=ATTACKS, budget=budget,
                    task="classification", metrics=["accuracy"], n_random=2,
-                   model_name=epoch_label("mlp", 4), case="training", keep_per_sample=False)
-    tracked = [r for r in res if r.model == "mlp@epoch=4" and r.attack != ENVELOPE]
-    assert [r.to_dict() for r in tracked] == [r.to_dict() for r in direct.records]
-    env = res.select(model="mlp@epoch=4", attack=ENVELOPE)
-    assert len(env) == 1
+                   model_name="mlp", case="training", keep_per_sample=False)
+    tracked = [r for r in res if r.step == 4 and r.kind != "envelope"]
+    assert [r.to_dict() for r in tracked] == [dataclasses.replace(r, step=4).to_dict()
+                                              for r in direct.records]
+    env = res.select(step=4, attack=ENVELOPE)
+    assert len(env) == 1 and env[0].kind == "envelope"
     worst = min(direct.value(attack=a, metric="accuracy") for a in ("fgsm", "pgd_linf"))
     assert env[0].value == worst
     assert tracker.history("clean")[-1] == (4, direct.value(attack="clean", metric="accuracy"))
@@ -68,7 +70,7 @@ def test_feature_layer_tracking_and_checkpoints(tmp_path) -> None:
     tracker = RobustnessTracker(x, y, attacks=["fgsm"], epsilons=[0.1], model_name="mlp",
                                 layer="1")
     res = track_checkpoints(_model, sorted(tmp_path.glob("*.pt")), tracker)
-    assert {r.model for r in res} == {"mlp@epoch=1", "mlp@epoch=3"}
+    assert {(r.model, r.step) for r in res} == {("mlp", 1), ("mlp", 3)}
     assert res.metadata["tracking"]["records"][0]["features"]["layer"] == "1"
     assert len(res.select(attack=ENVELOPE)) == 2
     rel = RobustnessTracker(x, y, attacks=["fgsm"], epsilons=[0.1], layer="1",
@@ -79,3 +81,15 @@ def test_feature_layer_tracking_and_checkpoints(tmp_path) -> None:
     assert checkpoint_epoch("run/ckpt-epoch=12.pt") == 12
     assert checkpoint_epoch("final.pt") is None
     assert tracker.due(5) and RobustnessTracker(x, y, at=[2]).due(2)
+
+
+def test_tracker_takes_a_sweep_and_labels_checkpoints_without_epochs(tmp_path) -> None:
+    x, y = _data(30)
+    sweep = Sweep(epsilons=[0.1], attacks=["random_sign", "fgsm"], n_random=1)
+    tracker = RobustnessTracker(x, y, sweep, model_name="mlp")
+    assert tracker.sweep.metrics == ("accuracy",) and tracker.adversarial == ["fgsm"]
+    torch.save(_model().state_dict(), tmp_path / "final.pt")
+    res = track_checkpoints(_model, [tmp_path / "final.pt"], tracker)
+    assert {(r.model, r.step) for r in res} == {("mlp@final", None)}
+    # the envelope never takes a random control, even when it is the worst
+    assert [r.attack for r in res.select(kind="envelope")] == ["envelope"]

@@ -18,12 +18,14 @@ from scirobust.errors import (
     ObjectiveError,
     ScirobustError,
 )
-from scirobust.results import Record, Results
+from scirobust.results import KINDS, Perturbed, Record, Results
+from scirobust.sweep import Sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ATTACKS",
+    "KINDS",
     "AttackError",
     "AttackRun",
     "Budget",
@@ -31,9 +33,11 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ObjectiveError",
+    "Perturbed",
     "Record",
     "Results",
     "ScirobustError",
+    "Sweep",
     "__version__",
     "attack",
     "audit",

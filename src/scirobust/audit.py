@@ -11,87 +11,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
-import math
 import platform
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from scirobust import objectives as obj
+from scirobust._hashing import fingerprint_tensors, stable_int
 from scirobust.attacks import attack as run_attack
 from scirobust.attacks import get_spec, preserved_model_state
-from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
-from scirobust.metrics import DEFAULT_METRICS, Metric, resolve_metric
-from scirobust.results import Record, Results, atomic_write_bytes, ratio_record
+from scirobust.metrics import DEFAULT_METRICS, Metric, Reduction, resolve_metric
+from scirobust.results import Perturbed, Record, Results, atomic_write_bytes, ratio_records
+from scirobust.sweep import AttackRun, Sweep, SweepOptions
 
 ObjectiveBuilder = Callable[[Tensor], obj.Objective]
 Reference = Callable[[Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class AttackRun:
-    """One attack of a sweep with its parameters; ``label`` names it in the results."""
-
-    name: str
-    steps: int | None = None
-    step_size: float | None = None
-    random_start: bool | None = None
-    label: str | None = None
-
-    @property
-    def key(self) -> str:
-        """Name used in the results (``label`` or ``name``)."""
-        return self.label or self.name
-
-    @classmethod
-    def coerce(cls, item: str | Mapping[str, Any] | AttackRun) -> AttackRun:
-        """Build from a name, a mapping ``{name: ..., steps: ...}`` or an `AttackRun`."""
-        if isinstance(item, AttackRun):
-            run = item
-        elif isinstance(item, str):
-            run = cls(item)
-        elif isinstance(item, Mapping):
-            unknown = set(item) - {"name", "steps", "step_size", "random_start", "label"}
-            if "name" not in item or unknown:
-                raise ConfigError(
-                    f"An attack mapping needs 'name' and may have steps, step_size, "
-                    f"random_start, label; got keys {sorted(item)}."
-                )
-            run = cls(**dict(item))
-        else:
-            raise ConfigError(f"An attack must be a name or a mapping; got {item!r}.")
-        get_spec(run.name)
-        return run
-
-
-def _stable_int(*parts: Any) -> int:
-    digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _fingerprint_tensors(tensors: Sequence[Tensor | None]) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        if t is None:
-            h.update(b"none")
-            continue
-        t = t.detach().cpu().contiguous()
-        h.update(str((tuple(t.shape), str(t.dtype))).encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _callable_fingerprint(fn: Any) -> str | None:
@@ -116,7 +58,7 @@ def _callable_fingerprint(fn: Any) -> str | None:
 def _model_fingerprint(model: Any) -> str:
     if isinstance(model, nn.Module):
         state = model.state_dict()
-        return _fingerprint_tensors([state[k] for k in sorted(state)]) + type(model).__name__
+        return fingerprint_tensors([state[k] for k in sorted(state)]) + type(model).__name__
     return type(model).__name__
 
 
@@ -125,22 +67,6 @@ def _model_device(model: Any) -> torch.device:
         for tensor in [*model.parameters(), *model.buffers()]:
             return tensor.device
     return torch.device("cpu")
-
-
-def _budget_description(budget: Budget) -> dict[str, Any]:
-    def describe(v: Any) -> Any:
-        if isinstance(v, Tensor):
-            # Large tensors are summarised, but with a content hash: this description is part
-            # of the cache key, and a different mask of the same shape must not reuse cells.
-            if v.numel() <= 64:
-                return v.tolist()
-            return f"tensor{tuple(v.shape)}:{_fingerprint_tensors([v])}"
-        if isinstance(v, tuple):
-            return [describe(x) for x in v]
-        return v
-
-    return {k: describe(getattr(budget, k)) for k in
-            ("eps", "norm", "relative", "scale", "mask", "bounds", "outside")}
 
 
 def _objective_builder(
@@ -234,21 +160,29 @@ def _run_checks(
 
 @dataclass
 class _Cell:
-    """Per-sample components of one (attack, epsilon): per draw, per metric."""
+    """Per-sample components of one (attack, epsilon): per draw, per metric; with
+    ``keep_perturbed`` also the perturbed inputs and the model's outputs there."""
 
     components: dict[str, np.ndarray]  # metric -> (draws, n, k)
     kept: np.ndarray  # (draws, n) bool
+    inputs: np.ndarray | None = None  # (draws, n, ...)
+    outputs: np.ndarray | None = None  # (draws, n, ...)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, kept=self.kept, **{f"m_{k}": v for k, v in self.components.items()})
+        arrays = {f"m_{k}": v for k, v in self.components.items()}
+        if self.inputs is not None and self.outputs is not None:
+            arrays.update(x_inputs=self.inputs, x_outputs=self.outputs)
+        np.savez(buffer, kept=self.kept, **arrays)
         return buffer.getvalue()
 
     @classmethod
     def from_file(cls, path: Path) -> _Cell:
         with np.load(path, allow_pickle=False) as data:
             comps = {k[2:]: data[k] for k in data.files if k.startswith("m_")}
-            return cls(comps, data["kept"])
+            has_x = "x_inputs" in data.files
+            return cls(comps, data["kept"], data["x_inputs"] if has_x else None,
+                       data["x_outputs"] if has_x else None)
 
 
 def _per_sample_mean(cell: _Cell, metric: str) -> np.ndarray:
@@ -260,18 +194,20 @@ def _per_sample_mean(cell: _Cell, metric: str) -> np.ndarray:
         return np.where(counts > 0, total / counts, np.nan)
 
 
-def _pool(cell: _Cell, metric: Metric) -> tuple[list[tuple[str, float, float]], int, int,
-                                               dict[str, float]]:
-    """Reduce one cell: pooled value/stderr over samples, n kept, n dropped, spread per name."""
+def _pool(cell: _Cell, metric: Metric) -> tuple[list[Reduction], int, int,
+                                               dict[tuple[str, str], float]]:
+    """Reduce one cell: pooled rows over samples, n kept, n dropped, spread per row."""
     comps, kept = cell.components[metric.name], cell.kept
     ever = kept.any(axis=0)
-    reduced = metric.reduce(_per_sample_mean(cell, metric.name)[ever])
-    spread: dict[str, float] = {}
+    reduced = [Reduction(*row) for row in metric.reduce(_per_sample_mean(cell, metric.name)[ever])]
+    spread: dict[tuple[str, str], float] = {}
     if comps.shape[0] > 1:
-        per_draw = [dict((n, v) for n, v, _ in metric.reduce(comps[d][kept[d]]))
+        per_draw = [{(row.metric, row.variable): row.value
+                     for row in (Reduction(*r) for r in metric.reduce(comps[d][kept[d]]))}
                     for d in range(comps.shape[0])]
-        for name, _, _ in reduced:
-            spread[name] = float(np.std([row[name] for row in per_draw], ddof=1))
+        for row in reduced:
+            key = (row.metric, row.variable)
+            spread[key] = float(np.std([draw[key] for draw in per_draw], ddof=1))
     n_dropped = int((~kept).sum(axis=1).mean().round())
     return reduced, int(ever.sum()), n_dropped, spread
 
@@ -280,59 +216,50 @@ def audit(
     model: nn.Module | Callable[[Tensor], Tensor],
     inputs: Tensor,
     targets: Tensor | None = None,
+    sweep: Sweep | None = None,
     *,
-    epsilons: Sequence[float],
-    attacks: Sequence[str | Mapping[str, Any] | AttackRun] = ("random_sign", "fgsm"),
-    budget: Budget | None = None,
     task: str = "regression",
     objective: str | ObjectiveBuilder | None = None,
     reference: Reference | None = None,
-    metrics: Sequence[str | Metric] | None = None,
-    n_random: int = 5,
-    batch_size: int = 1024,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    cache_dir: str | Path | None = None,
     case: str = "custom",
     model_name: str = "model",
     variable_names: Sequence[str] | None = None,
     keep_per_sample: bool = True,
+    keep_perturbed: bool = False,
     progress: bool = False,
+    **options: Unpack[SweepOptions],
 ) -> Results:
-    """Paired robustness audit of ``model`` on ``inputs`` across ``epsilons``.
+    """Paired robustness audit of ``model`` on ``inputs`` across a `Sweep`.
 
     Args:
         model: differentiable ``nn.Module`` (or callable) mapping a batch to outputs.
         inputs: tensor ``(N, ...)`` in the model's input units.
         targets: ground truth ``(N, ...)`` (regression) or integer labels ``(N,)``; may be
             None when ``reference`` is given.
-        epsilons: perturbation sizes; each multiplies ``budget.eps`` (default 1), so they are
-            in the budget's units (input units, or fractions with ``relative=True``).
-        attacks: names from `scirobust.attacks.ATTACKS` or mappings with parameters. Random
-            controls get ``n_random`` draws; the first random control is the baseline of the
-            ``<metric>_ratio`` rows.
-        budget: norm, mask, relative/scale units, bounds and clip/drop (eps is set per sweep).
+        sweep: attacks, epsilons, budget, metrics, n_random, seed, batch_size, device and
+            cache_dir (see `Sweep`); or give those as keywords (``epsilons=[0.1], ...``).
+            Random controls get ``n_random`` draws; the first one is the baseline of the
+            ratio rows.
         task: ``"regression"`` or ``"classification"`` (sets default objective and metrics).
         objective: ``"mse"``, ``"relative_l2"``, ``"cross_entropy"`` or a callable
             ``targets_batch -> objective``; ILLC and one-step targeted build their own.
         reference: ``fn(x)`` giving the true output at any input (exact solution or accurate
             model); used as the attack target and as the truth for metrics at perturbed inputs.
-        metrics: metric names (`scirobust.metrics.METRICS` or ``rmse_per_variable``).
-        n_random: draws per random control (mean reported, ``spread`` = std over draws).
-        batch_size: samples per forward pass.
-        seed: seeds every random draw; same seed and batch size give identical results.
-        device: move the model and data there (default: the model's device).
-        cache_dir: store finished (attack, epsilon) cells here and reuse them on a re-run.
         case, model_name: labels of the records.
         variable_names: names of output variables for ``rmse_per_variable``.
         keep_per_sample: keep per-sample components in ``Results.per_sample``.
+        keep_perturbed: keep every cell's perturbed inputs and model outputs in
+            ``Results.perturbed`` (in memory only, on the CPU): about
+            ``(1 + n_epsilons × (n_attacks + (n_random − 1) × n_random_controls))`` copies of
+            the inputs and of the outputs.
         progress: show a rich progress bar.
 
     Returns:
-        `Results` with clean, attack and ratio records and metadata (checks, warnings,
-        versions, seed, configuration, wall time).
+        `Results` with clean, random, adversarial and ratio records and metadata (checks,
+        warnings, versions, seed, configuration, wall time).
     """
     started = time.perf_counter()
+    sweep = Sweep.resolve(sweep, defaults={"attacks": ("random_sign", "fgsm")}, **options)
     if task not in ("regression", "classification"):
         raise ConfigError(f"task must be 'regression' or 'classification'; got {task!r}.")
     if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 2:
@@ -356,54 +283,39 @@ def audit(
         raise DataError("inputs contain NaN or Inf; remove or impute those samples first.")
     if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
         raise DataError("targets contain NaN or Inf; remove those samples first.")
-    epsilons = [float(e) for e in epsilons]
-    if not epsilons or any(not math.isfinite(e) or e < 0 for e in epsilons):
-        raise ConfigError(f"epsilons must be a non-empty list of finite numbers >= 0; got "
-                          f"{epsilons}.")
-    if n_random < 1 or batch_size < 1:
-        raise ConfigError("n_random and batch_size must be >= 1.")
-    runs = [AttackRun.coerce(a) for a in attacks]
-    if len({r.key for r in runs}) != len(runs):
-        raise ConfigError("Two attacks share a name; give each a distinct 'label'.")
-    budget = budget or Budget()
+    runs, budget, seed = list(sweep.attacks), sweep.budget, sweep.seed
+    batch_size, n_random = sweep.batch_size, sweep.n_random
     budget.check_input(inputs)
-    mismatched = [r.key for r in runs if get_spec(r.name).norm not in (None, budget.norm)]
-    if mismatched and any(get_spec(r.name).is_random for r in runs):
-        raise ConfigError(
-            f"{', '.join(mismatched)} work(s) in another norm than the budget "
-            f"(norm={budget.norm!r}); their ratio to the random controls would compare "
-            "perturbations of different sizes. Audit them in a separate run whose budget has "
-            "their norm (pgd_l2 -> norm='l2', pgd_linf -> norm='linf')."
-        )
     if budget.bounds is not None and not budget.inside(inputs).all():
         n_out = int((~budget.inside(inputs)).sum())
         raise DataError(f"{n_out} clean inputs already lie outside Budget.bounds; fix the bounds "
                         "or the data.")
     metric_objs = [resolve_metric(m, variable_names) for m in
-                   (metrics or DEFAULT_METRICS[task])]
+                   (sweep.metrics or DEFAULT_METRICS[task])]
     build_objective = _objective_builder(objective, task, reference)
 
-    if device is not None:
-        device = torch.device(device)
+    if sweep.device is not None:
+        device = torch.device(sweep.device)
         if isinstance(model, nn.Module):
             model.to(device)
     else:
         device = _model_device(model)
     n = inputs.shape[0]
 
-    # One-step targeted attacks aim at a fixed random wrong class per sample.
-    target_labels: Tensor | None = None
     for r in runs:
         if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
             raise ConfigError(
                 f"{r.name} attacks classifiers: it needs task='classification' and labels."
             )
+    # One-step targeted attacks aim at a fixed random wrong class per sample.
+    target_labels: Tensor | None = None
     if any(get_spec(r.name).name == "fgsm_targeted" for r in runs):
         if task != "classification" or targets is None:
             raise ConfigError("fgsm_targeted needs task='classification' and labels.")
         with preserved_model_state(model), torch.no_grad():
             n_classes = model(inputs[:1].to(device)).shape[1]
-        shift = torch.randint(1, n_classes, (n,), generator=_generator(_stable_int(seed, "tgt")))
+        shift = torch.randint(1, n_classes, (n,),
+                              generator=torch.Generator().manual_seed(stable_int(seed, "tgt")))
         target_labels = (targets.cpu().long() + shift) % n_classes
 
     def objective_for(run: AttackRun, sl: slice) -> obj.Objective | None:
@@ -424,9 +336,11 @@ def audit(
         assert targets is not None
         return targets[sl].to(device)
 
-    def evaluate(x_batches: list[Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def evaluate(x_batches: list[Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                   np.ndarray | None]:
         comps: dict[str, list[np.ndarray]] = {m.name: [] for m in metric_objs}
         kept: list[np.ndarray] = []
+        outs: list[np.ndarray] = []
         start = 0
         for xb in x_batches:
             sl = slice(start, start + xb.shape[0])
@@ -437,19 +351,20 @@ def audit(
             for m in metric_objs:
                 comps[m.name].append(m.components(out, ref).double().cpu().numpy())
             kept.append(budget_now.inside(xb).cpu().numpy())
-        return {k: np.concatenate(v) for k, v in comps.items()}, np.concatenate(kept)
+            if keep_perturbed:
+                outs.append(out.detach().cpu().numpy())
+        return ({k: np.concatenate(v) for k, v in comps.items()}, np.concatenate(kept),
+                np.concatenate(outs) if keep_perturbed else None)
 
     slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    data_fp = _fingerprint_tensors([inputs, targets])
-    model_fp = _model_fingerprint(model)
     base_key = {
-        "data": data_fp, "model": model_fp, "budget": _budget_description(budget),
-        "metrics": [m.name for m in metric_objs], "seed": seed, "task": task,
-        "objective": _callable_fingerprint(objective),
+        "data": fingerprint_tensors([inputs, targets]), "model": _model_fingerprint(model),
+        "budget": budget.describe(), "metrics": [m.name for m in metric_objs], "seed": seed,
+        "task": task, "objective": _callable_fingerprint(objective),
         "reference": _callable_fingerprint(reference), "batch": batch_size,
         "variables": list(variable_names or []),
     }
-    cache = Path(cache_dir) / "cells" if cache_dir is not None else None
+    cache = sweep.cache_dir / "cells" if sweep.cache_dir is not None else None
 
     # checks on the first clean batch
     first = inputs[slices[0]].to(device)
@@ -460,61 +375,71 @@ def audit(
     for note in notes:
         warnings.warn(note, stacklevel=2)
 
-    cells: list[tuple[AttackRun | None, float]] = [(None, 0.0)]
-    cells += [(run, eps) for eps in epsilons for run in runs]
+    cells = list(sweep.cells())
     results = Results()
+    error_like: set[str] = set()
     reused = 0
     progress_cm = _progress(progress, total=len(cells))
     with progress_cm as bar:
         for run, eps in cells:
             budget_now = budget.scaled(eps)
-            spec = get_spec(run.name) if run else None
-            draws = n_random if spec is not None and spec.is_random else 1
+            draws = sweep.draws(run)
+            label = run.key if run else "clean"
             key = {**base_key, "attack": asdict(run) if run else "clean", "eps": eps,
                    "draws": draws}
-            cell_path = cache / f"{_stable_int(key):016x}.npz" if cache else None
+            cell_path = cache / f"{stable_int(key):016x}.npz" if cache else None
+            cell = None
             if cell_path is not None and cell_path.exists():
                 cell = _Cell.from_file(cell_path)
-                reused += 1
-            else:
-                per_draw_c: list[dict[str, np.ndarray]] = []
-                per_draw_k: list[np.ndarray] = []
+                if keep_perturbed and cell.inputs is None:
+                    cell = None  # cached without the perturbed inputs: recompute them
+                else:
+                    reused += 1
+            if cell is None:
+                per_draw: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]] = []
+                x_draws: list[np.ndarray] = []
                 for draw in range(draws):
-                    gen = _generator(_stable_int(seed, run.key if run else "clean", eps, draw))
+                    gen = sweep.generator(label, eps, draw)
                     x_batches = []
                     for sl in slices:
                         xb = inputs[sl].to(device)
                         if run is not None:
-                            xb = run_attack(
-                                model, xb, objective_for(run, sl), budget_now, run.name,
-                                steps=run.steps, step_size=run.step_size,
-                                random_start=run.random_start, generator=gen,
-                            )
+                            xb = run_attack(model, xb, objective_for(run, sl), budget_now,
+                                            run.name, generator=gen, **run.options())
                         x_batches.append(xb)
-                    c, k = evaluate(x_batches)
-                    per_draw_c.append(c)
-                    per_draw_k.append(k)
+                    per_draw.append(evaluate(x_batches))
+                    if keep_perturbed:
+                        x_draws.append(torch.cat(x_batches).detach().cpu().numpy())
                 cell = _Cell(
-                    {m.name: np.stack([c[m.name] for c in per_draw_c]) for m in metric_objs},
-                    np.stack(per_draw_k),
+                    {m.name: np.stack([c[m.name] for c, _, _ in per_draw]) for m in metric_objs},
+                    np.stack([k for _, k, _ in per_draw]),
+                    np.stack(x_draws) if keep_perturbed else None,
+                    np.stack([o for _, _, o in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
                 )
                 if cell_path is not None:
                     atomic_write_bytes(cell_path, cell.to_bytes())
-            attack_name = run.key if run else "clean"
+            kind = run.kind if run else "clean"
             for m in metric_objs:
                 reduced, n_kept, n_dropped, spread = _pool(cell, m)
-                for name, value, se in reduced:
+                for row in reduced:
+                    if m.error_like:
+                        error_like.add(row.metric)
                     results.records.append(Record(
-                        case, model_name, attack_name, eps, name, value, se, n_kept,
-                        spread.get(name, float("nan")), n_dropped,
+                        case, model_name, label, eps, row.metric, row.value, row.stderr, n_kept,
+                        spread.get((row.metric, row.variable), float("nan")), n_dropped,
+                        kind=kind, variable=row.variable,
                     ))
                 if keep_per_sample:
-                    results.per_sample[f"{attack_name}|{eps!r}|{m.name}"] = _per_sample_mean(
+                    results.per_sample[f"{label}|{eps!r}|{m.name}"] = _per_sample_mean(
                         cell, m.name
                     )
+            if keep_perturbed and cell.inputs is not None and cell.outputs is not None:
+                results.perturbed[(label, eps)] = Perturbed(
+                    torch.from_numpy(cell.inputs), torch.from_numpy(cell.outputs),
+                    torch.from_numpy(cell.kept))
             bar.advance()
 
-    results.records.extend(_ratio_records(results.records, runs, metric_objs))
+    results.records.extend(ratio_records(results.records, error_like, baseline=sweep.baseline))
     import scirobust
 
     results.metadata = {
@@ -525,8 +450,8 @@ def audit(
         "device": str(device),
         "seed": seed,
         "config": {
-            "case": case, "model": model_name, "task": task, "epsilons": epsilons,
-            "attacks": [asdict(r) for r in runs], "budget": _budget_description(budget),
+            "case": case, "model": model_name, "task": task, "epsilons": list(sweep.epsilons),
+            "attacks": [asdict(r) for r in runs], "budget": budget.describe(),
             "metrics": [m.name for m in metric_objs], "n_random": n_random,
             "batch_size": batch_size, "n_samples": n,
         },
@@ -536,30 +461,6 @@ def audit(
         "wall_time_s": time.perf_counter() - started,
     }
     return results
-
-
-def _ratio_records(
-    records: list[Record], runs: Sequence[AttackRun], metric_objs: Sequence[Metric]
-) -> list[Record]:
-    """Adversarial/random ratio of every error-like metric against the first random control."""
-    baseline = next((r.key for r in runs if get_spec(r.name).is_random), None)
-    if baseline is None:
-        return []
-    error_like = {m.name for m in metric_objs if m.error_like}
-    index = {(r.attack, r.epsilon, r.metric): r for r in records}
-    out: list[Record] = []
-    for rec in records:
-        spec_run = next((r for r in runs if r.key == rec.attack), None)
-        if spec_run is None or get_spec(spec_run.name).is_random:
-            continue
-        base_metric = rec.metric.split("[")[0]
-        if base_metric not in error_like and not rec.metric.startswith("rmse["):
-            continue
-        ref = index.get((baseline, rec.epsilon, rec.metric))
-        row = ratio_record(rec, ref) if ref is not None else None
-        if row is not None:
-            out.append(row)
-    return out
 
 
 class _NoBar:

@@ -133,6 +133,24 @@ class Budget:
             raise BudgetError("Budget.outside='drop' needs `bounds` to say what the domain is.")
 
     # ------------------------------------------------------------------ helpers
+    def describe(self) -> dict[str, object]:
+        """JSON-ready description; tensors over 64 elements are summarised with a content
+        hash (this description is part of cache keys: a different mask of the same shape
+        must not reuse cells)."""
+        from scirobust._hashing import fingerprint_tensors
+
+        def describe(v: object) -> object:
+            if isinstance(v, Tensor):
+                if v.numel() <= 64:
+                    return v.tolist()
+                return f"tensor{tuple(v.shape)}:{fingerprint_tensors([v])}"
+            if isinstance(v, tuple):
+                return [describe(x) for x in v]
+            return v
+
+        return {k: describe(getattr(self, k)) for k in
+                ("eps", "norm", "relative", "scale", "mask", "bounds", "outside")}
+
     def scaled(self, factor: float) -> Budget:
         """A copy with eps multiplied by ``factor`` (used by epsilon sweeps)."""
         return dataclasses.replace(self, eps=self.eps * float(factor))

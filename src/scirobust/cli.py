@@ -256,12 +256,9 @@ def track(
         raise ConfigError(f"Checkpoint file(s) not found: {', '.join(missing)}.")
     plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
     metric = "error_rate" if cfg.metrics and "accuracy" not in cfg.metrics else "accuracy"
-    tracker = RobustnessTracker(
-        plan.inputs, plan.targets, attacks=plan.attacks, epsilons=cfg.epsilons,
-        budget=plan.budget, layer=layer, model_name=plan.model_name, case=cfg.label,
-        metric=metric, n_random=cfg.n_random, batch_size=cfg.batch_size,
-        seed=cfg.seed if seed is None else seed, device=device,
-    )
+    sweep = plan.sweep.replace(device=device, **({} if seed is None else {"seed": seed}))
+    tracker = RobustnessTracker(plan.inputs, plan.targets, sweep, layer=layer,
+                                model_name=plan.model_name, case=cfg.label, metric=metric)
     out = output if output is not None else cfg.output_dir() / "track"
     with _collected_warnings() as notes:
         results = track_checkpoints(
@@ -274,11 +271,13 @@ def track(
         f"({cfg.label}); attack 'envelope' = worst over the gradient attacks.")
     results.save(out)
     report = _write_report(results, out, title=f"scirobust track: {cfg.label}")
-    rows = [["model", "clean", "envelope"]]
-    for label in dict.fromkeys(r.model for r in results.records):
-        clean = results.select(model=label, attack="clean", metric=metric)
-        env = [r.value for r in results.select(model=label, attack="envelope", metric=metric)]
-        rows.append([label, f"{clean[0].value:.4f}" if clean else "",
+    rows = [["model", "epoch", "clean", "envelope"]]
+    for label, step in dict.fromkeys((r.model, r.step) for r in results.records):
+        at = {"model": label, "step": step, "metric": metric}
+        clean = results.select(kind="clean", **at)
+        env = [r.value for r in results.select(kind="envelope", **at)]
+        rows.append([label, "" if step is None else str(step),
+                     f"{clean[0].value:.4f}" if clean else "",
                      ", ".join(f"{v:.4f}" for v in env)])
     _finish(report, rows, quiet, f"{cfg.label}: {plan.model_name} over checkpoints")
 

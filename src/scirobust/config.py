@@ -51,7 +51,6 @@ from pydantic import (
 from torch import Tensor, nn
 
 from scirobust.attacks import ATTACKS
-from scirobust.audit import AttackRun
 from scirobust.audit import audit as run_audit
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError, ScirobustError
@@ -65,6 +64,7 @@ from scirobust.io import (
 )
 from scirobust.metrics import METRICS
 from scirobust.results import Results
+from scirobust.sweep import AttackRun, Sweep
 
 __all__ = [
     "AttackSection",
@@ -526,17 +526,27 @@ def load_config(path: str | Path) -> AuditConfig:
 # --------------------------------------------------------------------------- building
 @dataclass
 class AuditPlan:
-    """Everything an audit needs, built and checked from an `AuditConfig`."""
+    """Everything an audit needs, built and checked from an `AuditConfig`: the model, the
+    data and the `Sweep` (the same object the Python API takes)."""
 
     config: AuditConfig
     model: nn.Module
     inputs: Tensor
     targets: Tensor
-    budget: Budget
-    attacks: list[AttackRun]
+    sweep: Sweep
     model_name: str
     variable_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def budget(self) -> Budget:
+        """The sweep's budget."""
+        return self.sweep.budget
+
+    @property
+    def attacks(self) -> list[AttackRun]:
+        """The sweep's attacks."""
+        return list(self.sweep.attacks)
 
     def run(
         self,
@@ -546,14 +556,13 @@ class AuditPlan:
         device: str | None = None,
         progress: bool = False,
     ) -> Results:
-        """Run `scirobust.audit` with the config's settings (``seed`` overrides the file's)."""
+        """Run `scirobust.audit` with the config's sweep (``seed`` overrides the file's)."""
         cfg = self.config
+        sweep = self.sweep.replace(cache_dir=cache_dir, device=device,
+                                   seed=cfg.seed if seed is None else seed)
         return run_audit(
-            self.model, self.inputs, self.targets,
-            epsilons=cfg.epsilons, attacks=self.attacks, budget=self.budget, task=cfg.task,
-            objective=cfg.objective_name, metrics=cfg.metrics, n_random=cfg.n_random,
-            batch_size=cfg.batch_size, seed=cfg.seed if seed is None else seed, device=device,
-            cache_dir=cache_dir, case=cfg.label, model_name=self.model_name,
+            self.model, self.inputs, self.targets, sweep, task=cfg.task,
+            objective=cfg.objective_name, case=cfg.label, model_name=self.model_name,
             variable_names=self.variable_names, progress=progress,
         )
 
@@ -717,10 +726,18 @@ def build_audit(cfg: AuditConfig, *, trust_checkpoint: bool = False) -> AuditPla
     out, targets = _check_outputs(cfg, model, inputs, targets)
     notes: list[str] = []
     budget = _build_budget(cfg, inputs, notes)
-    attacks = [AttackRun(a.name, a.steps, a.step_size, a.random_start, a.label)
-               for a in cfg.attacks]
+    try:
+        sweep = Sweep(
+            epsilons=tuple(cfg.epsilons), budget=budget,
+            attacks=tuple(AttackRun(a.name, a.steps, a.step_size, a.random_start, a.label)
+                          for a in cfg.attacks),
+            metrics=tuple(cfg.metrics) if cfg.metrics else None, n_random=cfg.n_random,
+            seed=cfg.seed, batch_size=cfg.batch_size,
+        )
+    except ScirobustError as exc:
+        raise _prefixed(exc, "sweep") from exc
     model_name = cfg.name or parse_factory(cfg.model.factory)[1].split(".")[-1]
-    return AuditPlan(cfg, model, inputs, targets, budget, attacks, model_name,
+    return AuditPlan(cfg, model, inputs, targets, sweep, model_name,
                      _variable_names(cfg, out), notes)
 
 

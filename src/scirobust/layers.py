@@ -28,15 +28,15 @@ token ids), and the features are the float embedding vectors.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from scirobust.audit import AttackRun, audit
+from scirobust.audit import audit
 from scirobust.errors import ConfigError
 from scirobust.results import Results
+from scirobust.sweep import Sweep
 
 __all__ = ["FeatureAttackModel", "feature_audit", "get_layer", "layer_output", "split_at"]
 
@@ -204,24 +204,21 @@ def feature_audit(
     layer_name: str,
     inputs: Tensor,
     targets: Tensor | None = None,
-    *,
-    epsilons: Sequence[float],
-    attacks: Sequence[str | Mapping[str, Any] | AttackRun] = ("random_sign", "fgsm"),
-    batch_size: int = 1024,
+    sweep: Sweep | None = None,
     **audit_kwargs: Any,
 ) -> Results:
     """`scirobust.audit` on the outputs of ``model.<layer_name>`` instead of the inputs.
 
     Computes the clean features once, wraps the model in `FeatureAttackModel` and calls the
-    ordinary audit with the same arguments (budget, attacks, metrics, seed ...). The budget is
-    in feature units; give no ``bounds`` unless the features have a physical domain. The
+    ordinary audit with the same `Sweep` (or sweep keywords) and audit arguments. The budget
+    is in feature units; give no ``bounds`` unless the features have a physical domain. The
     metadata gains ``feature_layer`` and the features' shape and standard deviation (the scale
     against which eps should be read).
     """
+    batch_size = sweep.batch_size if sweep is not None else audit_kwargs.get("batch_size", 1024)
     wrapped = FeatureAttackModel(model, layer_name, inputs[:8])
     feats = wrapped.features(inputs, batch_size=batch_size)
-    results = audit(wrapped, feats, targets, epsilons=epsilons, attacks=attacks,
-                    batch_size=batch_size, **audit_kwargs)
+    results = audit(wrapped, feats, targets, sweep, **audit_kwargs)
     results.metadata["feature_layer"] = {
         "name": layer_name,
         "shape": list(feats.shape[1:]),

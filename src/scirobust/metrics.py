@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -18,12 +19,24 @@ from torch import Tensor
 
 from scirobust.errors import DataError
 
-Reduced = list[tuple[str, float, float]]
+
+class Reduction(NamedTuple):
+    """One reduced row of a metric: its name, value, standard error over samples and, for
+    per-variable metrics, the variable ("" for the whole output)."""
+
+    metric: str
+    value: float
+    stderr: float
+    variable: str = ""
+
+
+Reduced = list[Reduction] | list[tuple[str, float, float]]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric: per-sample components and a reducer to (name, value, stderr) rows.
+    """A named metric: per-sample components and a reducer to `Reduction` rows
+    (``(name, value, stderr)`` tuples are accepted too).
 
     ``error_like`` metrics grow when the model gets worse; the audit reports their
     adversarial/random ratio.
@@ -116,7 +129,8 @@ def _per_variable_sq(output: Tensor, truth: Tensor) -> Tensor:
 
 
 def rmse_per_variable(variable_names: Sequence[str] | None = None) -> Metric:
-    """RMSE of each output variable (dimension 1 of the output), in that variable's units."""
+    """RMSE of each output variable (dimension 1 of the output), in that variable's units:
+    rows with metric ``rmse`` and the variable's name in ``variable``."""
 
     def reduce(c: np.ndarray) -> Reduced:
         names = list(variable_names) if variable_names else [str(i) for i in range(c.shape[1])]
@@ -125,7 +139,7 @@ def rmse_per_variable(variable_names: Sequence[str] | None = None) -> Metric:
                 f"{len(names)} variable names given for {c.shape[1]} output variables."
             )
         return [
-            (f"rmse[{names[i]}]", *_sqrt_with_se(*_mean_and_se(c[:, i])))
+            Reduction("rmse", *_sqrt_with_se(*_mean_and_se(c[:, i])), variable=names[i])
             for i in range(c.shape[1])
         ]
 

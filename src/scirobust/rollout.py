@@ -30,44 +30,42 @@ the model's input units (normalised units if the model eats normalised fields, a
 does); ``Budget(eps=0.05, scale=std.reshape(C, 1, 1))`` states eps in units of each variable's
 standard deviation when the model works in physical units. `per_variable_budget` builds both.
 
-Records convention. One `Record` per (attack, metric, variable, lead time); the lead time is
-part of the metric name: ``"<metric>[<variable>@step=<k>]"``, e.g. ``lat_rmse[u@step=3]`` is
-the latitude-weighted RMSE of variable ``u`` after 3 model steps (multiply by the model's time
-step for hours; cases store it as ``metadata["step_hours"]``). `parse_metric` inverts it.
+Records convention. One `Record` per (attack, epsilon, metric, variable, lead time) with the
+fields ``metric`` (``lat_rmse`` or ``acc``), ``variable`` and ``step`` (the lead in model steps;
+multiply by the model's time step for hours: cases store it as ``metadata["step_hours"]``).
 Metrics: ``lat_rmse`` (latitude-weighted RMSE, units of the variable as fed to the model),
 ``acc`` (anomaly correlation coefficient, dimensionless, only when a climatology is given) and
-``lat_rmse[...]_ratio`` rows (gradient attack / first random control, ``baseline`` column).
-``value`` is the mean over initial conditions of the per-initial-condition score, ``stderr``
-its standard error over initial conditions, ``spread`` the standard deviation over random
-draws, ``n`` the number of initial conditions.
+``kind="ratio"`` rows of ``lat_rmse`` (gradient attack / first random control, ``baseline``
+column). ``value`` is the mean over initial conditions of the per-initial-condition score,
+``stderr`` its standard error over initial conditions, ``spread`` the standard deviation over
+random draws, ``n`` the number of initial conditions. ``epsilon`` is the sweep's epsilon, which
+multiplies the budget's (per-variable) eps.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from scirobust import objectives
-from scirobust.attacks import attack, get_spec, preserved_model_state
+from scirobust.attacks import attack, preserved_model_state
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
-from scirobust.results import Record, Results, ratio_record
+from scirobust.results import Record, Results, ratio_records
+from scirobust.sweep import AttackRun, Sweep, SweepOptions
 
 __all__ = [
     "RolloutTrace",
     "anomaly_correlation",
     "lat_weighted_rmse",
     "latitude_weights",
-    "metric_name",
-    "parse_metric",
     "per_variable_budget",
     "rollout",
     "rollout_audit",
@@ -77,24 +75,6 @@ __all__ = [
 Perturb = Literal["every_step", "initial"]
 GradientMode = Literal["per_step", "through"]
 ObjectiveBuilder = Callable[[Tensor], objectives.Objective]
-
-_METRIC_RE = re.compile(r"(?P<base>[^\[]+)\[(?P<var>.*)@step=(?P<step>\d+)\](?P<ratio>_ratio)?")
-
-
-# --------------------------------------------------------------------------- metric names
-def metric_name(base: str, variable: str, step: int) -> str:
-    """Record metric name for ``base`` of ``variable`` at lead ``step`` (model steps)."""
-    return f"{base}[{variable}@step={int(step)}]"
-
-
-def parse_metric(metric: str) -> tuple[str, str, int, bool] | None:
-    """``"lat_rmse[u@step=3]_ratio"`` → ``("lat_rmse", "u", 3, True)``; None if not a rollout
-    metric name."""
-    match = _METRIC_RE.fullmatch(metric)
-    if match is None:
-        return None
-    return match["base"], match["var"], int(match["step"]), bool(match["ratio"])
-
 
 # --------------------------------------------------------------------------- weather metrics
 def latitude_weights(lat_deg: Tensor | np.ndarray | Sequence[float]) -> Tensor:
@@ -262,7 +242,7 @@ def _run_one(
     climatology: Tensor | None,
     generator: torch.Generator | None,
     keep: set[int],
-    attack_kwargs: dict,
+    attack_kwargs: dict[str, Any],
 ) -> RolloutTrace:
     rmse, acc, states, inputs = [], [], {}, {}
     state = x0.detach()
@@ -288,34 +268,25 @@ def _run_one(
     return RolloutTrace(np.stack(rmse), np.stack(acc) if acc else None, states, inputs)
 
 
-def _seed_for(seed: int, label: str, draw: int) -> int:
-    digest = 0
-    for ch in f"{seed}|{label}|{draw}":
-        digest = (digest * 1000003 + ord(ch)) % (2**61 - 1)
-    return digest
-
-
 def rollout_audit(
     model: Callable[[Tensor], Tensor],
     initial_states: Tensor,
     targets: Tensor,
     steps: int | None = None,
+    sweep: Sweep | None = None,
     *,
-    budget: Budget,
-    attacks: Sequence[str] = ("random_sign", "fgsm"),
     perturb: Perturb = "every_step",
     gradient: GradientMode = "per_step",
-    n_random: int = 3,
     lat: Tensor | np.ndarray | Sequence[float] | None = None,
     climatology: Tensor | None = None,
     variables: Sequence[str] | None = None,
     objective: ObjectiveBuilder | None = None,
-    attack_kwargs: dict | None = None,
+    attack_kwargs: dict[str, Any] | None = None,
     keep_states: Sequence[int] = (),
-    seed: int = 0,
     case: str = "rollout",
     model_name: str = "model",
-) -> tuple[Results, dict[str, RolloutTrace]]:
+    **options: Unpack[SweepOptions],
+) -> tuple[Results, dict[tuple[str, float], RolloutTrace]]:
     """Clean vs random vs gradient-attacked autoregressive rollouts, scored per variable and lead.
 
     Args:
@@ -324,8 +295,10 @@ def rollout_audit(
         initial_states: ``(batch, C, ...)``, e.g. ten initial conditions.
         targets: true states at lead 1 .. steps, ``(batch, steps, C, ...)``.
         steps: number of model steps (default: ``targets.shape[1]``).
-        budget: the perturbation of one state (`per_variable_budget` for per-variable eps).
-        attacks: attack names of `scirobust.ATTACKS`; random controls get ``n_random`` draws.
+        sweep: attacks, epsilons, budget (the perturbation of one state;
+            `per_variable_budget` gives per-variable eps), n_random and seed as a `Sweep`, or
+            as keywords. Defaults here: ``epsilons=[1.0]`` (the budget as given),
+            ``n_random=3``. ``metrics``, ``batch_size`` and ``cache_dir`` are not used.
         perturb: ``"every_step"`` or ``"initial"`` (see module docstring).
         gradient: ``"per_step"`` (one-step objective, O(1) memory in steps) or ``"through"``
             (only with ``perturb="initial"``: gradient of the whole rollout's MSE, O(steps)).
@@ -336,15 +309,17 @@ def rollout_audit(
         objective: builder ``true_next -> objective`` (default: ``objectives.mse(true_next)``,
             latitude-weighted when ``lat`` is given). With ``gradient="through"`` it receives the
             whole ``targets`` tensor.
-        attack_kwargs: extra arguments of `scirobust.attack` (``steps``, ``step_size``...).
+        attack_kwargs: ``steps``, ``step_size`` or ``random_start`` for every gradient attack
+            that does not set its own (prefer attack mappings in the sweep).
         keep_states: lead steps whose forecasts (and fed inputs) are kept in the traces.
-        seed: seeds every random draw (reproducible bit-for-bit on CPU).
 
     Returns:
         ``(results, traces)``: `Results` with the records described in the module docstring and
-        ``traces[label]`` the `RolloutTrace` of the first draw of every attack (and ``clean``).
+        ``traces[(label, epsilon)]`` the `RolloutTrace` of the first draw of every attack and
+        epsilon (and ``("clean", 0.0)``).
     """
     started = time.perf_counter()
+    sweep = Sweep.resolve(sweep, defaults={"epsilons": (1.0,), "n_random": 3}, **options)
     if not isinstance(initial_states, Tensor) or not initial_states.is_floating_point():
         raise DataError("initial_states must be a floating-point tensor (batch, C, ...).")
     if initial_states.dim() < 2:
@@ -370,13 +345,14 @@ def rollout_audit(
             "condition, so it needs perturb='initial'. Use gradient='per_step' for "
             "perturbations at every step."
         )
+    unknown = set(attack_kwargs or {}) - {"steps", "step_size", "random_start"}
+    if unknown:
+        raise ConfigError(f"attack_kwargs may set steps, step_size, random_start; got "
+                          f"{sorted(unknown)}.")
     n_vars = initial_states.shape[1]
     names = list(variables) if variables is not None else [f"v{i}" for i in range(n_vars)]
     if len(names) != n_vars:
         raise ConfigError(f"{len(names)} variable names for {n_vars} variables.")
-    specs = [get_spec(a) for a in attacks]
-    if n_random < 1:
-        raise ConfigError(f"n_random must be >= 1; got {n_random}.")
     targets = targets[:, :steps].detach()
     weights = latitude_weights(lat) if lat is not None else None
     if weights is not None:
@@ -386,76 +362,66 @@ def rollout_audit(
         objective = lambda true: objectives.mse(true, weights=w_obj)  # noqa: E731
     keep = {int(k) for k in keep_states}
     common = dict(perturb=perturb, gradient=gradient, build_objective=objective,
-                  weights=weights, climatology=climatology, keep=keep,
-                  attack_kwargs=dict(attack_kwargs or {}))
+                  weights=weights, climatology=climatology, keep=keep)
 
-    runs: list[tuple[str, str | None, int]] = [("clean", None, 1)]
-    runs += [(s.name, s.name, n_random if s.is_random else 1) for s in specs]
-    eps_value = budget.eps_max
+    def options_of(run: AttackRun) -> dict[str, Any]:
+        return run.options() if run.is_random else {**(attack_kwargs or {}), **run.options()}
+
     results = Results()
-    traces: dict[str, RolloutTrace] = {}
-    per_run: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    # eval mode (no dropout) and frozen parameters for the whole audit, restored afterwards
+    traces: dict[tuple[str, float], RolloutTrace] = {}
+    n = initial_states.shape[0]
+    # eval mode (no dropout) for the whole audit, restored afterwards
     with preserved_model_state(model):
-        for label, method, draws in runs:
+        for run, eps in sweep.cells():
+            label = run.key if run else "clean"
+            budget = sweep.budget.scaled(eps)
             rm, ac = [], []
-            for draw in range(draws):
-                gen = torch.Generator().manual_seed(_seed_for(seed, label, draw))
-                trace = _run_one(model, initial_states, targets, steps, method, budget,
-                                 generator=gen, **common)
+            for draw in range(sweep.draws(run)):
+                trace = _run_one(model, initial_states, targets, steps,
+                                 run.name if run else None, budget,
+                                 generator=sweep.generator(label, eps, draw),
+                                 attack_kwargs=options_of(run) if run else {}, **common)
                 rm.append(trace.lat_rmse)
                 if trace.acc is not None:
                     ac.append(trace.acc)
                 if draw == 0:
-                    traces[label] = trace
-            per_run[label] = (np.stack(rm), np.stack(ac) if ac else None)  # (draws, steps, B, C)
-
-    n = initial_states.shape[0]
-    for label, _method, _draws in runs:
-        eps = 0.0 if label == "clean" else eps_value
-        for base, arr in (("lat_rmse", per_run[label][0]), ("acc", per_run[label][1])):
-            if arr is None:
-                continue
-            per_ic = arr.mean(axis=0)  # mean over draws: (steps, B, C)
-            for k in range(steps):
-                for c, var in enumerate(names):
-                    vals = per_ic[k, :, c]
-                    value = float(np.mean(vals))
-                    se = float(np.std(vals, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-                    spread = (float(np.std(arr[:, k, :, c].mean(axis=1), ddof=1))
-                              if arr.shape[0] > 1 else float("nan"))
-                    results.records.append(Record(case, model_name, label, eps,
-                                                  metric_name(base, var, k + 1), value, se, n,
-                                                  spread))
-    results.records.extend(_ratio_records(results.records, specs))
+                    traces[(label, eps)] = trace
+            kind = run.kind if run else "clean"
+            for base, arr in (("lat_rmse", np.stack(rm)), ("acc", np.stack(ac) if ac else None)):
+                if arr is not None:  # (draws, steps, B, C)
+                    results.records += _score_records(arr, names, case, model_name, label, eps,
+                                                      base, kind)
+    results.records.extend(ratio_records(results.records, {"lat_rmse"},
+                                         baseline=sweep.baseline))
     results.metadata = {
         "rollout": {
-            "steps": steps, "perturb": perturb, "gradient": gradient, "attacks": list(attacks),
-            "n_random": n_random, "n_initial_conditions": n, "variables": names,
-            "eps_max": eps_value, "latitude_weighted": weights is not None,
-            "acc": climatology is not None, "seed": seed,
-            "metric_convention": "<metric>[<variable>@step=<k>], k = lead in model steps",
+            "steps": steps, "perturb": perturb, "gradient": gradient,
+            "attacks": [r.key for r in sweep.attacks], "epsilons": list(sweep.epsilons),
+            "n_random": sweep.n_random, "n_initial_conditions": n, "variables": names,
+            "eps_max": sweep.budget.eps_max, "latitude_weighted": weights is not None,
+            "acc": climatology is not None, "seed": sweep.seed,
         },
+        "step_label": "lead time (model steps)",
         "wall_time_s": time.perf_counter() - started,
     }
     return results, traces
 
 
-def _ratio_records(records: list[Record], specs: Sequence) -> list[Record]:
-    baseline = next((s.name for s in specs if s.is_random), None)
-    if baseline is None:
-        return []
-    index = {(r.attack, r.metric): r for r in records}
+def _score_records(arr: np.ndarray, names: Sequence[str], case: str, model_name: str,
+                   label: str, eps: float, base: str, kind: str) -> list[Record]:
+    """Records of one (attack, epsilon) from scores ``(draws, steps, B, C)``: mean over draws
+    per initial condition, then mean ± standard error over initial conditions."""
+    n = arr.shape[2]
+    per_ic = arr.mean(axis=0)
     out = []
-    for rec in records:
-        if rec.attack in ("clean", baseline) or not rec.metric.startswith("lat_rmse["):
-            continue
-        if any(s.name == rec.attack and s.is_random for s in specs):
-            continue
-        ref = index.get((baseline, rec.metric))
-        row = ratio_record(rec, ref) if ref is not None else None
-        if row is not None:
-            out.append(row)
+    for k in range(arr.shape[1]):
+        for c, var in enumerate(names):
+            vals = per_ic[k, :, c]
+            se = float(np.std(vals, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+            spread = (float(np.std(arr[:, k, :, c].mean(axis=1), ddof=1))
+                      if arr.shape[0] > 1 else float("nan"))
+            out.append(Record(case, model_name, label, eps, base, float(np.mean(vals)), se, n,
+                              spread, kind=kind, variable=var, step=k + 1))  # type: ignore[arg-type]
     return out
 
 

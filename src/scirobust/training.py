@@ -7,14 +7,16 @@ over the gradient attacks at each epoch and epsilon (``attack="envelope"``). Bec
 number comes from `audit` with the same arguments, the tracker records exactly what a direct
 audit of the same model would.
 
-Conventions: the epoch is part of the model label, ``"<model_name>@epoch=<k>"`` (see
-`epoch_label` / `parse_epoch`); checkpoints without an epoch in their file name are labelled
-``"<model_name>@<file stem>"``. Clean accuracy is the ``attack="clean"`` row (epsilon 0).
+Conventions: every record of one epoch has ``step=<epoch>`` and ``model=<model_name>``;
+checkpoints without an epoch in their file name are labelled ``"<model_name>@<file stem>"``
+with ``step=None``. Clean accuracy is the ``kind="clean"`` row (epsilon 0); the envelope rows
+have ``kind="envelope"``.
 
 Add it to your own loop in a few lines::
 
-    tracker = RobustnessTracker(x_test, y_test, attacks=["random_sign", "fgsm", "pgd_linf"],
-                                epsilons=[0.1], budget=Budget(bounds=(0.0, 1.0)), every=1)
+    sweep = Sweep(epsilons=[0.1], attacks=["random_sign", "fgsm", "pgd_linf"],
+                  budget=Budget(bounds=(0.0, 1.0)), n_random=1)
+    tracker = RobustnessTracker(x_test, y_test, sweep, every=1)
     for epoch in range(1, n_epochs + 1):
         train_one_epoch(model)                     # your code
         tracker.on_epoch_end(model, epoch)         # records if epoch is due
@@ -30,18 +32,17 @@ import dataclasses
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor, nn
 
-from scirobust.attacks import get_spec
-from scirobust.audit import AttackRun, audit
-from scirobust.budget import Budget
+from scirobust.audit import audit
 from scirobust.errors import ConfigError, DataError
 from scirobust.results import Record, Results
+from scirobust.sweep import Sweep, SweepOptions
 
 __all__ = [
     "DEFAULT_ATTACKS",
@@ -49,59 +50,47 @@ __all__ = [
     "RobustnessTracker",
     "checkpoint_epoch",
     "envelope_records",
-    "epoch_label",
     "fit",
     "history",
-    "parse_epoch",
     "track_checkpoints",
 ]
 
 ENVELOPE = "envelope"
 DEFAULT_ATTACKS: tuple[str, ...] = ("random_sign", "fgsm", "pgd_linf")
 _TRACK_METRICS = {"accuracy": True, "error_rate": False}  # name -> higher is better
-_EPOCH_RE = re.compile(r"@epoch=(-?\d+)$")
-
-
-def epoch_label(model_name: str, epoch: int) -> str:
-    """Model label of one tracked epoch: ``"<model_name>@epoch=<epoch>"``."""
-    return f"{model_name}@epoch={int(epoch)}"
-
-
-def parse_epoch(label: str) -> tuple[str, int | None]:
-    """Inverse of `epoch_label`: ``("cnn", 3)`` from ``"cnn@epoch=3"``; ``(label, None)``
-    for a label without an epoch."""
-    match = _EPOCH_RE.search(label)
-    if match is None:
-        return label, None
-    return label[: match.start()], int(match.group(1))
+_TRACK_DEFAULTS = {"attacks": DEFAULT_ATTACKS, "epsilons": (0.1,), "n_random": 1}
 
 
 def envelope_records(
     records: Iterable[Record],
-    attacks: Iterable[str],
+    attacks: Iterable[str] | None = None,
     *,
     metric: str = "accuracy",
 ) -> list[Record]:
-    """Envelope rows: per (case, model, epsilon > 0) the worst ``metric`` over ``attacks``.
+    """Envelope rows: per (case, model, epsilon > 0, variable, step) the worst ``metric`` over
+    the adversarial records (of ``attacks`` only, if given).
 
     Worst is the minimum for accuracy and the maximum for error-type metrics. The row has
-    ``attack="envelope"`` and the value, standard error and n of the attack attaining it
-    (``spread`` is NaN). Random controls should not be passed in ``attacks``.
+    ``attack="envelope"``, ``kind="envelope"`` and the value, standard error and n of the
+    attack attaining it (``spread`` is NaN). Random controls never enter the envelope.
     """
     higher_is_better = _TRACK_METRICS.get(metric, True)
-    chosen = set(attacks)
-    groups: dict[tuple[str, str, float], list[Record]] = {}
+    chosen = None if attacks is None else set(attacks)
+    groups: dict[tuple[str, str, float, str, int | None], list[Record]] = {}
     for rec in records:
-        if rec.metric == metric and rec.attack in chosen and rec.epsilon > 0:
-            groups.setdefault((rec.case, rec.model, rec.epsilon), []).append(rec)
+        if (rec.metric == metric and rec.kind == "adversarial" and rec.epsilon > 0
+                and (chosen is None or rec.attack in chosen)):
+            key = (rec.case, rec.model, rec.epsilon, rec.variable, rec.step)
+            groups.setdefault(key, []).append(rec)
     out = []
-    for (case, model, eps), recs in groups.items():
+    for (case, model, eps, variable, step), recs in groups.items():
         finite = [r for r in recs if not math.isnan(r.value)]
         if not finite:
             continue
         worst = (min if higher_is_better else max)(finite, key=lambda r: r.value)
         out.append(Record(case, model, ENVELOPE, eps, metric, worst.value, worst.stderr,
-                          worst.n, float("nan"), worst.n_dropped))
+                          worst.n, float("nan"), worst.n_dropped, kind="envelope",
+                          variable=variable, step=step))
     return out
 
 
@@ -110,16 +99,15 @@ def history(
     model_name: str | None = None,
 ) -> list[tuple[int, float]]:
     """``[(epoch, value), ...]`` of one attack (``"clean"``, an attack, ``"envelope"``) sorted
-    by epoch, read from model labels ``name@epoch=k``."""
+    by epoch (the records' ``step``); ratio rows are left out."""
     rows = []
     for rec in results.records:
-        name, epoch = parse_epoch(rec.model)
-        if (rec.attack != attack or rec.metric != metric or epoch is None
-                or (model_name is not None and name != model_name)):
+        if (rec.attack != attack or rec.metric != metric or rec.step is None
+                or rec.kind == "ratio" or (model_name is not None and rec.model != model_name)):
             continue
-        if attack != "clean" and epsilon is not None and not math.isclose(rec.epsilon, epsilon):
+        if rec.kind != "clean" and epsilon is not None and not math.isclose(rec.epsilon, epsilon):
             continue
-        rows.append((epoch, rec.value))
+        rows.append((rec.step, rec.value))
     return sorted(rows)
 
 
@@ -128,10 +116,10 @@ class RobustnessTracker:
 
     Args:
         inputs, targets: the fixed evaluation set (e.g. the test set) and integer labels.
-        attacks: attack names or mappings as in `scirobust.audit` (random controls allowed;
-            they are excluded from the envelope).
-        epsilons: perturbation sizes in the budget's units.
-        budget: norm, bounds, mask (as in `audit`); feature units when ``layer`` is set.
+        sweep: attacks (random controls allowed; they are excluded from the envelope),
+            epsilons, budget (feature units when ``layer`` is set), n_random, batch_size, seed
+            and device as a `Sweep`, or as keywords. Defaults here: attacks random_sign, fgsm,
+            pgd_linf; ``epsilons=[0.1]``; ``n_random=1``. The metric is ``metric``.
         every: record every ``every`` epochs (epoch % every == 0) ...
         at: ... or exactly at these epochs (overrides ``every``).
         layer: attack the output of this submodule instead of the input
@@ -139,19 +127,17 @@ class RobustnessTracker:
         feature_scale: with ``layer``: ``"std"`` measures eps in units of the standard
             deviation of the clean features at each record (their scale changes during
             training); ``None`` (default) in feature units.
-        model_name, case: labels of the records (model label ``model_name@epoch=k``).
+        model_name, case: labels of the records.
         metric: ``"accuracy"`` (default) or ``"error_rate"``.
-        n_random, batch_size, seed, device, keep_per_sample: passed to `audit`.
+        keep_per_sample: passed to `audit`.
     """
 
     def __init__(
         self,
         inputs: Tensor,
         targets: Tensor,
+        sweep: Sweep | None = None,
         *,
-        attacks: Sequence[str | Mapping[str, Any] | AttackRun] = DEFAULT_ATTACKS,
-        epsilons: Sequence[float] = (0.1,),
-        budget: Budget | None = None,
         every: int = 1,
         at: Iterable[int] | None = None,
         layer: str | None = None,
@@ -159,11 +145,8 @@ class RobustnessTracker:
         model_name: str = "model",
         case: str = "training",
         metric: str = "accuracy",
-        n_random: int = 1,
-        batch_size: int = 1024,
-        seed: int = 0,
-        device: str | torch.device | None = None,
         keep_per_sample: bool = False,
+        **options: Unpack[SweepOptions],
     ) -> None:
         if metric not in _TRACK_METRICS:
             raise ConfigError(f"metric must be one of {sorted(_TRACK_METRICS)}; got {metric!r}.")
@@ -172,11 +155,10 @@ class RobustnessTracker:
         if targets.shape[0] != inputs.shape[0]:
             raise DataError(f"inputs have {inputs.shape[0]} samples but targets have "
                             f"{targets.shape[0]}.")
+        self.sweep = Sweep.resolve(sweep, defaults=_TRACK_DEFAULTS, **options).replace(
+            metrics=(metric,))
         self.inputs = inputs
         self.targets = targets
-        self.runs = [AttackRun.coerce(a) for a in attacks]
-        self.epsilons = [float(e) for e in epsilons]
-        self.budget = budget
         self.every = int(every)
         self.at = None if at is None else {int(e) for e in at}
         if feature_scale not in (None, "std"):
@@ -188,10 +170,6 @@ class RobustnessTracker:
         self.model_name = model_name
         self.case = case
         self.metric = metric
-        self.n_random = n_random
-        self.batch_size = batch_size
-        self.seed = seed
-        self.device = device
         self.keep_per_sample = keep_per_sample
         self._records: list[Record] = []
         self._per_sample: dict[str, Any] = {}
@@ -202,53 +180,47 @@ class RobustnessTracker:
     @property
     def adversarial(self) -> list[str]:
         """Keys of the gradient (and sparse) attacks: those the envelope runs over."""
-        return [r.key for r in self.runs if not get_spec(r.name).is_random]
+        return [r.key for r in self.sweep.adversarial_runs]
 
     def due(self, epoch: int) -> bool:
         """True if ``epoch`` is one to record (in ``at``, else a multiple of ``every``)."""
         return int(epoch) in self.at if self.at is not None else int(epoch) % self.every == 0
 
-    def audit_kwargs(self) -> dict[str, Any]:
-        """The arguments every record passes to `scirobust.audit` (besides model and data)."""
-        return {
-            "epsilons": self.epsilons, "attacks": self.runs, "budget": self.budget,
-            "task": "classification", "metrics": [self.metric], "n_random": self.n_random,
-            "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
-            "case": self.case, "keep_per_sample": self.keep_per_sample,
-        }
-
     def record(self, model: nn.Module, epoch: int | None = None, *,
                label: str | None = None) -> Results:
         """Audit ``model`` now and append the records (always, whether due or not).
 
+        Records get ``step=epoch`` and ``model=label`` (default: the tracker's model name).
         Returns this epoch's results (its envelope rows included).
         """
-        if label is None:
-            if epoch is None:
-                raise ConfigError("record() needs an epoch or a label.")
-            label = epoch_label(self.model_name, epoch)
+        if label is None and epoch is None:
+            raise ConfigError("record() needs an epoch or a label.")
+        label = label or self.model_name
         started = time.perf_counter()
         x = self.inputs
         target_model: nn.Module = model
         feature_info: dict[str, Any] | None = None
+        sweep = self.sweep
         if self.layer is not None:
             from scirobust.layers import FeatureAttackModel
 
             target_model = FeatureAttackModel(model, self.layer, self.inputs[:8])
-            x = target_model.features(self.inputs, batch_size=self.batch_size)
+            x = target_model.features(self.inputs, batch_size=sweep.batch_size)
             feature_info = {"layer": self.layer, "shape": list(x.shape[1:]),
                             "std": float(x.double().std())}
-        kwargs = self.audit_kwargs()
-        if feature_info is not None and self.feature_scale == "std":
-            kwargs["budget"] = dataclasses.replace(self.budget or Budget(),
-                                                   scale=feature_info["std"])
-            feature_info["eps_unit"] = "std of the clean features"
-        res = audit(target_model, x, self.targets, model_name=label, **kwargs)
-        env = envelope_records(res.records, self.adversarial, metric=self.metric)
-        res.records.extend(env)
+            if self.feature_scale == "std":
+                sweep = sweep.replace(budget=dataclasses.replace(sweep.budget,
+                                                                 scale=feature_info["std"]))
+                feature_info["eps_unit"] = "std of the clean features"
+        res = audit(target_model, x, self.targets, sweep, task="classification", case=self.case,
+                    model_name=label, keep_per_sample=self.keep_per_sample)
+        step = None if epoch is None else int(epoch)
+        res.records = [dataclasses.replace(r, step=step) for r in res.records]
+        res.records.extend(envelope_records(res.records, metric=self.metric))
         self._records.extend(res.records)
+        tag = label if step is None else f"{label}|epoch={step}"
         for key, value in res.per_sample.items():
-            self._per_sample[f"{label}|{key}"] = value
+            self._per_sample[f"{tag}|{key}"] = value
         if not self._metadata:
             self._metadata = {k: v for k, v in res.metadata.items()
                               if k not in ("checks", "wall_time_s", "cells_reused_from_cache")}
@@ -281,8 +253,8 @@ class RobustnessTracker:
     def results(self) -> Results:
         """All records so far (clean, attacks, random controls, envelope) with metadata."""
         metadata = dict(self._metadata)
+        metadata["step_label"] = "epoch"
         metadata["tracking"] = {
-            "model_label": "<model_name>@epoch=<k>",
             "envelope": f"attack='{ENVELOPE}': worst {self.metric} over "
                         f"{', '.join(self.adversarial)} per epoch and epsilon",
             "every": self.every, "at": sorted(self.at) if self.at is not None else None,
@@ -381,8 +353,8 @@ def track_checkpoints(
 
     Each file is loaded with ``torch.load(weights_only=True)`` (unless ``trust``) into a fresh
     ``build_model()``, or by ``loader(path)`` if given (the CLI passes the config's loader).
-    Labels: ``<model_name>@epoch=<k>`` when the file name has an epoch, else
-    ``<model_name>@<file stem>``.
+    Records: ``model=<model_name>, step=<epoch>`` when the file name has an epoch, else
+    ``model=<model_name>@<file stem>, step=None``.
     """
     from scirobust.io import apply_checkpoint, load_checkpoint
 
@@ -394,7 +366,7 @@ def track_checkpoints(
         else:
             model = apply_checkpoint(build_model(), load_checkpoint(path, trust=trust)).eval()
         epoch = checkpoint_epoch(path)
-        label = (epoch_label(tracker.model_name, epoch) if epoch is not None
-                 else f"{tracker.model_name}@{Path(path).stem}")
+        label = tracker.model_name if epoch is not None else \
+            f"{tracker.model_name}@{Path(path).stem}"
         tracker.record(model, epoch, label=label)
     return tracker.results

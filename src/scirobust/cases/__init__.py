@@ -1,9 +1,13 @@
 """Reproduced experiments, each runnable as ``scirobust reproduce NAME``.
 
-A case module defines ``CASE = Case(...)`` whose ``run(options)`` builds data, model and
-objective, calls the engine, writes the standard results directory and report, and returns a
-`CaseOutput`. Modules are imported only when their case is asked for, so domain extras
-(ASE, xarray, ...) are never imported by ``import scirobust``.
+A case module defines ``CASE = Case(...)`` whose ``run(options)`` is a thin script in four
+parts: settings (quick/full) → build (data, model) → measure (engine calls only: `audit`,
+`rollout_audit`, `RobustnessTracker`, the atomistic sweeps; no hand-written clean/random/attack
+loop) → present (figures with `scirobust.report.save_case_figure` and the `COLORS` palette,
+tables with `write_case_table`, notes and a `Verdict`), ending in `finish`. Modules are
+imported only when their case is asked for, so domain extras (ASE, xarray, ...) are never
+imported by ``import scirobust``; a case imports its extras at module top, so a missing extra
+gives the registry's install hint (`get_case`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -21,6 +26,8 @@ from scirobust.errors import ConfigError
 from scirobust.results import Results
 
 # name -> module defining CASE; add a line here when a new case lands.
+# name -> the optional extra it needs (pip install 'scirobust[<extra>]').
+CASE_EXTRAS: dict[str, str] = {"sio2": "atomistic", "weather": "weather", "digits": "cases"}
 CASE_MODULES: dict[str, str] = {
     "poisson": "scirobust.cases.poisson",
     "qcd": "scirobust.cases.qcd",
@@ -72,6 +79,62 @@ class Case:
     run: Callable[[CaseOptions], CaseOutput]
 
 
+Outcome = Literal["reproduced", "partly", "not reproduced"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a case reproduces its paper's claim, judged by a criterion fixed in code.
+
+    ``claim``: the paper's finding in words; ``criterion``: the test applied to this run's
+    numbers (fixed before looking at them); ``outcome``: reproduced, partly or not
+    reproduced; ``detail``: the numbers behind the outcome.
+    """
+
+    claim: str
+    criterion: str
+    outcome: Outcome
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ("reproduced", "partly", "not reproduced"):
+            raise ConfigError(f"Verdict outcome must be reproduced, partly or not reproduced; "
+                              f"got {self.outcome!r}.")
+
+    def text(self) -> str:
+        """One sentence for the report's notes."""
+        detail = f" {self.detail}" if self.detail else ""
+        return (f"Verdict: {self.outcome.upper()}. Paper: {self.claim} Criterion: "
+                f"{self.criterion}.{detail}")
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form (results metadata ``verdicts``)."""
+        return {"claim": self.claim, "criterion": self.criterion, "outcome": self.outcome,
+                "detail": self.detail}
+
+
+def finish(
+    results: Results,
+    directory: Path,
+    *,
+    title: str,
+    summary: Sequence[Sequence[str]] = (),
+    verdicts: Sequence[Verdict] = (),
+) -> CaseOutput:
+    """Save ``results`` (with ``verdicts`` in ``metadata["verdicts"]`` and their sentences
+    at the top of ``metadata["notes"]``) and write ``report.html`` into ``directory``."""
+    from scirobust.report import write_report
+
+    if verdicts:
+        results.metadata["verdicts"] = [v.as_dict() for v in verdicts]
+        notes = list(results.metadata.get("notes") or [])
+        results.metadata["notes"] = [v.text() for v in verdicts] + notes
+    directory = Path(directory)
+    results.save(directory)
+    report = write_report(results, directory, title=title)
+    return CaseOutput(results, report, [list(row) for row in summary])
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run with at most ``n`` intra-op torch threads and restore the setting afterwards.
@@ -113,9 +176,10 @@ def get_case(name: str) -> Case:
         module = importlib.import_module(CASE_MODULES[name])
     except ModuleNotFoundError as exc:
         if exc.name != CASE_MODULES[name]:
+            extra = CASE_EXTRAS.get(name, "cases")
             raise ConfigError(
-                f"Case {name!r} needs the package {exc.name!r}; install the optional extra "
-                f"(pip install 'scirobust[atomistic]' for atomistic cases)."
+                f"Case {name!r} needs the package {exc.name!r}; install the optional extra: "
+                f"pip install 'scirobust[{extra}]'."
             ) from exc
         raise ConfigError(f"Case {name!r} is not available in this installation.") from exc
     return module.CASE
