@@ -95,7 +95,8 @@ def test_audit_writes_tidy_results_and_report(audited: tuple[Path, Any]) -> None
     assert tuple(rows[0]) == COLUMNS
     assert {r["attack"] for r in rows} == {"clean", "random_sign", "pgd2"}
     assert {r["case"] for r in rows} == {"tiny"} and {r["model"] for r in rows} == {"make"}
-    assert "rmse_ratio" in {r["metric"] for r in rows}
+    assert {"clean", "random", "adversarial", "ratio"} == {r["kind"] for r in rows}
+    assert {r["metric"] for r in rows if r["kind"] == "ratio"} == {"rmse", "relative_l2"}
     meta = json.loads((out / "results.json").read_text())["metadata"]
     assert meta["seed"] == 3 and meta["cells_reused_from_cache"] == 0
     assert (out / "report.html").stat().st_size > 0
@@ -234,7 +235,7 @@ class FakeCase:
 
     def run(self, options: Any) -> CaseOutput:
         self.options = options
-        results = Results([Record("poisson", "m", "clean", 0.0, "rmse", 1.0)])
+        results = Results([Record("poisson", "m", "clean", 0.0, "rmse", 1.0, kind="clean")])
         report = Path(options.output) / "report.html"
         return CaseOutput(results, report, [["model", "rmse"], ["m", "1.0"]])
 

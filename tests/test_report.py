@@ -22,12 +22,20 @@ from scirobust.report import (
 
 NAN = float("nan")
 WARNING = "Model outputs look like <probabilities> & may mask gradients"
+ROLE = {"clean": "clean", "random_sign": "random", "random_gaussian": "random"}
+
+
+def R(case: str, model: str, attack: str, eps: float, metric: str, *values, ratio: bool = False,
+      variable: str = "", **kw) -> Record:
+    """A test record; its kind comes from the table above (never from the report)."""
+    kind = "ratio" if ratio else ROLE.get(attack, "adversarial")
+    return Record(case, model, attack, eps, metric, *values, kind=kind, variable=variable, **kw)
 
 
 def _regression() -> Results:
     """Hand-built regression results: 2-draw random controls, two attacks, per-variable RMSE."""
-    recs = [Record("toy", "net", "clean", 0.0, "rmse", 0.1, 0.01, 50)]
-    recs += [Record("toy", "net", "clean", 0.0, f"rmse[{v}]", 0.1, 0.01, 50) for v in "uv"]
+    recs = [R("toy", "net", "clean", 0.0, "rmse", 0.1, 0.01, 50)]
+    recs += [R("toy", "net", "clean", 0.0, "rmse", 0.1, 0.01, 50, variable=v) for v in "uv"]
     table = {  # attack -> eps -> (value, stderr, spread)
         "random_sign": {0.01: (0.10123, 0.0101, 0.0004), 0.1: (0.12, 0.011, 0.002)},
         "random_gaussian": {0.01: (0.1011, 0.0101, 0.0003), 0.1: (0.119, 0.011, 0.003)},
@@ -37,19 +45,19 @@ def _regression() -> Results:
     for attack, by_eps in table.items():
         for eps, (value, se, spread) in by_eps.items():
             dropped = 3 if (attack, eps) == ("pgd_linf", 0.1) else 0
-            recs.append(Record("toy", "net", attack, eps, "rmse", value, se, 50, spread, dropped))
+            recs.append(R("toy", "net", attack, eps, "rmse", value, se, 50, spread, dropped))
             for k, v in enumerate("uv"):
-                recs.append(Record("toy", "net", attack, eps, f"rmse[{v}]", value * (1 + k),
-                                   se, 50, spread))
+                recs.append(R("toy", "net", attack, eps, "rmse", value * (1 + k), se, 50,
+                              spread, variable=v))
     for attack in ("fgsm", "pgd_linf"):
         for eps in (0.01, 0.1):
             base = table["random_sign"][eps][0]
             value = table[attack][eps][0]
-            recs.append(Record("toy", "net", attack, eps, "rmse_ratio", value / base, 0.25, 50,
-                               baseline="random_sign"))
+            recs.append(R("toy", "net", attack, eps, "rmse", value / base, 0.25, 50,
+                          baseline="random_sign", ratio=True))
             for v in "uv":
-                recs.append(Record("toy", "net", attack, eps, f"rmse[{v}]_ratio", value / base,
-                                   0.25, 50, baseline="random_sign"))
+                recs.append(R("toy", "net", attack, eps, "rmse", value / base, 0.25, 50,
+                              baseline="random_sign", ratio=True, variable=v))
     metadata = {
         "description": "A toy regression network.\n\nSecond paragraph about the data.",
         "notes": ["Exact: the attack formulas.", "Stand-in: a 4-input toy network."],
@@ -68,9 +76,9 @@ def _classification() -> Results:
     recs = []
     for model, (clean, rnd, adv) in {"small": (0.9, 0.88, 0.2), "big": (0.95, 0.94, 0.5)}.items():
         recs += [
-            Record("mnist", model, "clean", 0.0, "accuracy", clean, 0.01, 100),
-            Record("mnist", model, "random_sign", 0.03, "accuracy", rnd, NAN, 100, 0.01),
-            Record("mnist", model, "fgsm", 0.03, "accuracy", adv, 0.04, 100),
+            R("mnist", model, "clean", 0.0, "accuracy", clean, 0.01, 100),
+            R("mnist", model, "random_sign", 0.03, "accuracy", rnd, NAN, 100, 0.01),
+            R("mnist", model, "fgsm", 0.03, "accuracy", adv, 0.04, 100),
         ]
     return Results(recs, {"config": {"budget": {"relative": True}}})
 
@@ -110,15 +118,19 @@ def test_write_report_creates_figures_and_self_contained_html(tmp_path: Path) ->
 
 
 def test_summary_rows_regression() -> None:
-    rows = summary_rows(_regression())
+    results = _regression()
+    results.records = [r for r in results.records if not r.variable]
+    rows = summary_rows(results)
     assert rows[0] == ["model", "epsilon", "clean", "random_sign", "random_gaussian", "fgsm",
                        "pgd_linf", "fgsm / random_sign", "pgd_linf / random_sign"]
     assert len(rows) == 3  # header + two epsilons
     assert rows[1][:5] == ["net", "0.01", "0.1 ± 0.01", "0.1012 ± 0.01", "0.1011 ± 0.01"]
     assert rows[2][5] == "0.6123 ± 0.046"
     assert rows[2][7] == f"{0.61234 / 0.12:.4g} ± 0.25"  # the stored ratio record
-    per_var = summary_rows(_regression(), "rmse[v]")
-    assert per_var[2][5] == f"{2 * 0.61234:.4g} ± 0.046"
+    rows = summary_rows(_regression(), "rmse")
+    assert rows[0][:3] == ["model", "variable", "epsilon"]
+    assert [r[1] for r in rows[1:]] == ["", "", "u", "u", "v", "v"]
+    assert rows[6][6] == f"{2 * 0.61234:.4g} ± 0.046"  # fgsm of v at eps 0.1
 
 
 def test_summary_rows_classification_computes_ratio_and_handles_nan() -> None:
@@ -143,8 +155,8 @@ def test_classification_report_has_no_ratio_figure(tmp_path: Path) -> None:
 
 def test_no_random_control(tmp_path: Path) -> None:
     results = Results([
-        Record("c", "m", "clean", 0.0, "mae", 1.0, 0.1, 10),
-        Record("c", "m", "fgsm", 0.5, "mae", 3.0, NAN, 10),
+        R("c", "m", "clean", 0.0, "mae", 1.0, 0.1, 10),
+        R("c", "m", "fgsm", 0.5, "mae", 3.0, NAN, 10),
     ])
     assert summary_rows(results)[0] == ["model", "epsilon", "clean", "fgsm"]
     with pytest.raises(DataError, match="random control"):
@@ -200,9 +212,9 @@ def test_plot_helpers_on_given_axes_and_log_scale() -> None:
     assert ax.get_yscale() == "linear"
 
     wide = Results([
-        Record("c", "m", "clean", 0.0, "mse", 1e-4, NAN, 5),
-        Record("c", "m", "random_sign", 0.1, "mse", 2e-4, NAN, 5, 1e-5),
-        Record("c", "m", "fgsm", 0.1, "mse", 0.5, NAN, 5),
+        R("c", "m", "clean", 0.0, "mse", 1e-4, NAN, 5),
+        R("c", "m", "random_sign", 0.1, "mse", 2e-4, NAN, 5, 1e-5),
+        R("c", "m", "fgsm", 0.1, "mse", 0.5, NAN, 5),
     ])
     fig = plot_metric_vs_eps(wide, "mse")
     assert fig.axes[0].get_yscale() == "log"
@@ -253,7 +265,63 @@ def test_standard_figures_can_be_switched_off(tmp_path: Path) -> None:
 def test_metrics_without_an_epsilon_sweep_get_no_vs_eps_figure(tmp_path: Path) -> None:
     """A metric recorded only at epsilon = 0 (e.g. a clean fit quality) is not plotted vs eps."""
     results = _regression()
-    results.records.append(Record("case", "m", "clean", 0.0, "fit_rmse", 0.1, 0.01, 10))
+    results.records.append(R("case", "m", "clean", 0.0, "fit_rmse", 0.1, 0.01, 10))
     write_report(results, tmp_path)
     assert not list(tmp_path.glob("figures/fit_rmse*"))
     assert list(tmp_path.glob("figures/rmse_vs_eps.png"))
+
+
+def test_figures_and_tables_classify_attacks_by_kind_not_by_name(tmp_path: Path) -> None:
+    """Labels that look like another role: a random control called "gradient_jitter" and an
+    attack called "random_walk_attack" must be drawn as their kind says."""
+    recs = [Record("c", "m", "clean", 0.0, "rmse", 1.0, 0.1, 20, kind="clean")]
+    for eps, (rnd, adv) in {0.1: (1.1, 3.0), 0.2: (1.3, 6.0)}.items():
+        recs += [
+            Record("c", "m", "gradient_jitter", eps, "rmse", rnd, 0.1, 20, 0.05, kind="random"),
+            Record("c", "m", "random_walk_attack", eps, "rmse", adv, 0.2, 20,
+                   kind="adversarial"),
+            Record("c", "m", "random_walk_attack", eps, "rmse", adv / rnd, 0.3, 20,
+                   baseline="gradient_jitter", kind="ratio"),
+        ]
+    results = Results(recs)
+    styles = attack_styles(results)
+    assert styles["gradient_jitter"].kind == "random"
+    assert styles["random_walk_attack"].kind == "adversarial"
+    assert styles["gradient_jitter"].color in (COLORS["blue"], COLORS["sky_blue"],
+                                               COLORS["bluish_green"])
+    fig = plot_ratio(results, "rmse")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "random_walk_attack" in labels and "gradient_jitter" not in labels
+    assert summary_rows(results)[0] == ["model", "epsilon", "clean", "gradient_jitter",
+                                        "random_walk_attack",
+                                        "random_walk_attack / gradient_jitter"]
+    text = write_report(results, tmp_path).read_text(encoding="utf-8")
+    assert ("random controls: gradient_jitter · adversarial attacks: random_walk_attack"
+            in text)
+    assert (tmp_path / "figures" / "rmse_ratio.png").exists()
+
+
+def test_steps_are_separate_series_and_verdicts_come_first(tmp_path: Path) -> None:
+    recs = []
+    for step in (1, 2):
+        recs += [
+            Record("w", "afno", "clean", 0.0, "lat_rmse", 1.0 * step, kind="clean",
+                     variable="z", step=step),
+            Record("w", "afno", "random_sign", 0.1, "lat_rmse", 1.1 * step, kind="random",
+                     variable="z", step=step),
+            Record("w", "afno", "fgsm", 0.1, "lat_rmse", 3.0 * step, kind="adversarial",
+                     variable="z", step=step),
+        ]
+    results = Results(recs, {"step_label": "lead (steps)", "verdicts": [
+        {"claim": "FGSM hurts far more than noise.", "criterion": "ratio >= 2",
+         "outcome": "not reproduced", "detail": "ratio 1.3"}], "notes": ["a note"]})
+    rows = summary_rows(results)
+    assert rows[0][:3] == ["model", "variable", "lead (steps)"]
+    assert [r[2] for r in rows[1:]] == ["1", "2"] and rows[2][5:7] == ["2.2", "6"]
+    text = write_report(results, tmp_path).read_text(encoding="utf-8")
+    assert "Verdict: not reproduced." in text
+    assert text.index("Verdict: not reproduced.") < text.index("Summary")
+    fig = plot_metric_vs_eps(results, "lat_rmse", variable="z", step=2)
+    assert fig.get_suptitle().startswith("lat_rmse of z at step 2 vs ε")
+    with pytest.raises(DataError, match="variable 'z', step 3"):
+        plot_metric_vs_eps(results, "lat_rmse", variable="z", step=3)

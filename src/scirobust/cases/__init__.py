@@ -121,14 +121,12 @@ def finish(
     summary: Sequence[Sequence[str]] = (),
     verdicts: Sequence[Verdict] = (),
 ) -> CaseOutput:
-    """Save ``results`` (with ``verdicts`` in ``metadata["verdicts"]`` and their sentences
-    at the top of ``metadata["notes"]``) and write ``report.html`` into ``directory``."""
+    """Save ``results`` (with ``verdicts`` in ``metadata["verdicts"]``, which the report
+    shows first) and write ``report.html`` into ``directory``."""
     from scirobust.report import write_report
 
     if verdicts:
         results.metadata["verdicts"] = [v.as_dict() for v in verdicts]
-        notes = list(results.metadata.get("notes") or [])
-        results.metadata["notes"] = [v.text() for v in verdicts] + notes
     directory = Path(directory)
     results.save(directory)
     report = write_report(results, directory, title=title)

@@ -105,15 +105,13 @@ class Style:
     linestyle: str = "-"
 
 
-def _is_ratio(metric: str) -> bool:
-    return metric.endswith("_ratio")
+Series = tuple[str, str, int | None]
+"""One plotted quantity: (metric, variable, step); variable "" and step None for the whole
+output of a run without steps."""
 
 
-def split_metric(metric: str) -> tuple[str, str | None]:
-    """``"rmse[u]_ratio"`` → ``("rmse", "u")``; ``"mae"`` → ``("mae", None)``."""
-    name = metric[: -len("_ratio")] if _is_ratio(metric) else metric
-    match = re.fullmatch(r"(.*)\[(.*)\]", name)
-    return (match.group(1), match.group(2)) if match else (name, None)
+def _series_of(record: Record) -> Series:
+    return (record.metric, record.variable, record.step)
 
 
 def require_records(results: Results) -> None:
@@ -128,8 +126,8 @@ def require_records(results: Results) -> None:
 
 
 def value_metrics(results: Results) -> list[str]:
-    """Non-ratio metric names in order of first appearance."""
-    return [m for m in results.metrics if not _is_ratio(m)]
+    """Metric names that have non-ratio records, in order of first appearance."""
+    return list(dict.fromkeys(r.metric for r in results.records if r.kind != "ratio"))
 
 
 def _config_entries(metadata: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,40 +140,9 @@ def _config_entries(metadata: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def attack_kinds(results: Results) -> dict[str, str]:
-    """Role of every attack label: ``"clean"``, ``"random"`` (control) or ``"adversarial"``.
-
-    Decided from, in order: the label ``clean``; the audit's config (label → attack name →
-    `AttackSpec.is_random`); the ``baseline`` of ratio records; a built-in attack name; a
-    label starting with ``random``/``noise``; a finite ``spread`` (several random draws).
-    """
-    from scirobust.attacks import ATTACKS
-
-    random_labels: set[str] = set()
-    for config in _config_entries(results.metadata):
-        for entry in config.get("attacks") or []:
-            if isinstance(entry, dict) and entry.get("name") in ATTACKS:
-                label = entry.get("label") or entry["name"]
-                if ATTACKS[entry["name"]].is_random:
-                    random_labels.add(str(label))
-    random_labels.update(r.baseline for r in results.records if r.baseline)
-    spread_labels = {
-        r.attack for r in results.records
-        if not _is_ratio(r.metric) and isinstance(r.spread, float) and math.isfinite(r.spread)
-    }
-    kinds: dict[str, str] = {}
-    for label in results.attacks:
-        if label == "clean":
-            kinds[label] = "clean"
-        elif (
-            label in random_labels
-            or (label in ATTACKS and ATTACKS[label].is_random)
-            or label.lower().startswith(("random", "noise"))
-            or (label not in ATTACKS and label in spread_labels)
-        ):
-            kinds[label] = "random"
-        else:
-            kinds[label] = "adversarial"
-    return kinds
+    """Role of every attack label (clean, random, adversarial, envelope), read from the
+    records' ``kind`` field (`Results.kinds`)."""
+    return results.kinds()
 
 
 def attack_styles(results: Results) -> dict[str, Style]:
@@ -191,6 +158,9 @@ def attack_styles(results: Results) -> dict[str, Style]:
     for label, kind in kinds.items():
         if kind == "clean":
             styles[label] = Style("clean", COLORS["clean"], "", "--")
+            continue
+        if kind == "envelope":
+            styles[label] = Style("envelope", COLORS["grey"], "", "--")
             continue
         pool = RANDOM_COLORS if kind == "random" else ADVERSARIAL_COLORS
         markers = _RANDOM_MARKERS if kind == "random" else _ADV_MARKERS
@@ -216,23 +186,28 @@ def _panel_title(key: tuple[str, str], keys: Sequence[tuple[str, str]]) -> str:
     return f"{key[0]}: {key[1]}" if several_cases else key[1]
 
 
-def metric_name(metric: str) -> str:
-    """Readable name of a metric without units: ``"rmse[u]_ratio"`` → ``"RMSE of u"``."""
-    base, var = split_metric(metric)
-    name = _METRIC_LABELS.get(base, (base, None))[0]
-    return f"{name} of {var}" if var is not None else name
+def metric_name(metric: str, variable: str = "", step: int | None = None) -> str:
+    """Readable name without units: ``("rmse", "u", 3)`` → ``"RMSE of u at step 3"``."""
+    name = _METRIC_LABELS.get(metric, (metric, None))[0]
+    if variable:
+        name += f" of {variable}"
+    if step is not None:
+        name += f" at step {step}"
+    return name
 
 
-def metric_label(metric: str, metadata: dict[str, Any] | None = None) -> str:
-    """Axis label with units for a metric name (``metadata["units"]`` may override units)."""
-    base, var = split_metric(metric)
+def metric_label(metric: str, metadata: dict[str, Any] | None = None,
+                 variable: str = "") -> str:
+    """Axis label with units for a metric (``metadata["units"]`` may override units, keyed by
+    metric or variable name)."""
     units = (metadata or {}).get("units") or {}
-    name, unit = metric_name(metric), _METRIC_LABELS.get(base, (base, None))[1]
-    if var is not None:
-        unit = f"units of {var}" if unit == "output units" else unit
+    unit = _METRIC_LABELS.get(metric, (metric, None))[1]
+    if variable and unit == "output units":
+        unit = f"units of {variable}"
     if isinstance(units, dict):
-        key = next((k for k in (metric, var, base) if k is not None and k in units), None)
+        key = next((k for k in (variable, metric) if k and k in units), None)
         unit = str(units[key]) if key is not None else unit
+    name = metric_name(metric, variable)
     return f"{name} ({unit})" if unit else name
 
 
@@ -276,19 +251,18 @@ def _series(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _draw_panel(
     ax: Axes,
     records: Sequence[Record],
-    metric: str,
     styles: dict[str, Style],
     *,
     ratio: bool,
     prefix: str = "",
     linestyle: str | None = None,
 ) -> list[float]:
-    """Draw one (case, model) panel; returns every plotted y value (for the log decision)."""
+    """Draw one (case, model) panel of one series (records already selected); returns every
+    plotted y value (for the log decision)."""
     plotted: list[float] = []
     by_attack: dict[str, list[Record]] = {}
     for rec in records:
-        if rec.metric == metric:
-            by_attack.setdefault(rec.attack, []).append(rec)
+        by_attack.setdefault(rec.attack, []).append(rec)
     for attack, recs in by_attack.items():
         style = styles.get(attack, Style("adversarial", COLORS["adversarial"], "s"))
         if style.kind == "clean":
@@ -326,7 +300,7 @@ def _draw_panel(
 
 def _finish_axes(ax: Axes, metric: str, eps_values: Sequence[float], plotted: Sequence[float],
                  *, ratio: bool) -> None:
-    base, _ = split_metric(metric)
+    base = metric
     positive_eps = [e for e in eps_values if e > 0]
     if len(set(eps_values)) == 1 and positive_eps:
         eps = positive_eps[0]  # a single ε: show it against ε = 0 (clean)
@@ -364,34 +338,39 @@ def _legend(fig: Figure, axes: Sequence[Axes], title: str | None) -> None:
                    fontsize=8, title=title, title_fontsize=7, frameon=False)
 
 
-def _records_for(results: Results, metric: str) -> list[Record]:
-    found = [r for r in results.records if r.metric == metric]
+def _records_for(results: Results, series: Series, *, ratio: bool) -> list[Record]:
+    """Records of one series: ratio rows, or every other kind (clean, random, adversarial,
+    envelope)."""
+    found = [r for r in results.records
+             if _series_of(r) == series and (r.kind == "ratio") == ratio]
     if not found:
+        what = "ratio records" if ratio else "records"
         available = ", ".join(results.metrics) or "none"
-        raise DataError(f"No records for metric {metric!r}; the results have: {available}.")
+        raise DataError(f"No {what} for metric {series[0]!r} (variable {series[1]!r}, step "
+                        f"{series[2]}); the results have the metrics: {available}.")
     return found
 
 
-def _plot(results: Results, metrics: Sequence[str], ax: Axes | None, *, ratio: bool,
+def _plot(results: Results, series: Sequence[Series], ax: Axes | None, *, ratio: bool,
           suptitle: str | None = None) -> Figure:
     require_records(results)
     styles = attack_styles(results)
-    per_metric = {m: _records_for(results, m) for m in metrics}
-    keys = _panel_keys(r for recs in per_metric.values() for r in recs)
-    panels = [(m, k) for k in keys for m in metrics]
+    per_series = {s: _records_for(results, s, ratio=ratio) for s in series}
+    keys = _panel_keys(r for recs in per_series.values() for r in recs)
+    panels = [(s, k) for k in keys for s in series]
     if ax is not None:
         fig = ax.figure
         plotted: list[float] = []
         eps_values: list[float] = []
         for i, key in enumerate(keys):
-            recs = [r for m in metrics for r in per_metric[m] if (r.case, r.model) == key]
+            recs = [r for r in per_series[series[0]] if (r.case, r.model) == key]
             several = len(keys) > 1
             prefix = f"{_panel_title(key, keys)} · " if several else ""
-            plotted += _draw_panel(ax, recs, metrics[0], styles, ratio=ratio, prefix=prefix,
+            plotted += _draw_panel(ax, recs, styles, ratio=ratio, prefix=prefix,
                                    linestyle=("-", ":", "-.")[i % 3] if several else None)
-            eps_values += [r.epsilon for r in recs if r.attack != "clean"]
-        _finish_axes(ax, metrics[0], eps_values, plotted, ratio=ratio)
-        _label_axes(ax, metrics[0], ratio, results)
+            eps_values += [r.epsilon for r in recs if r.kind != "clean"]
+        _finish_axes(ax, series[0][0], eps_values, plotted, ratio=ratio)
+        _label_axes(ax, series[0], ratio, results)
         if ratio:
             ax.axhline(1.0, color=COLORS["grey"], linestyle=":", linewidth=1.2,
                        label="random level (1)")
@@ -401,21 +380,23 @@ def _plot(results: Results, metrics: Sequence[str], ax: Axes | None, *, ratio: b
     truncated = len(panels) > MAX_PANELS
     panels = panels[:MAX_PANELS]
     fig, axes = _new_figure(len(panels))
-    for axis, (metric, key) in zip(axes, panels, strict=True):
-        recs = [r for r in per_metric[metric] if (r.case, r.model) == key]
-        plotted = _draw_panel(axis, recs, metric, styles, ratio=ratio)
+    for axis, (one, key) in zip(axes, panels, strict=True):
+        recs = [r for r in per_series[one] if (r.case, r.model) == key]
+        plotted = _draw_panel(axis, recs, styles, ratio=ratio)
         if ratio:
             axis.axhline(1.0, color=COLORS["grey"], linestyle=":", linewidth=1.2,
                          label="random level (ratio 1)", zorder=1)
             plotted.append(1.0)
-        eps_values = [r.epsilon for r in recs if r.attack != "clean"]
-        _finish_axes(axis, metric, eps_values, plotted, ratio=ratio)
-        _label_axes(axis, metric, ratio, results)
+        eps_values = [r.epsilon for r in recs if r.kind != "clean"]
+        _finish_axes(axis, one[0], eps_values, plotted, ratio=ratio)
+        _label_axes(axis, one, ratio, results)
         title_parts = []
         if len(keys) > 1:
             title_parts.append(_panel_title(key, keys))
-        if len(metrics) > 1:
-            title_parts.append(split_metric(metric)[1] or metric)
+        if len(series) > 1:
+            where = [one[1]] if one[1] else []
+            where += [f"step {one[2]}"] if one[2] is not None else []
+            title_parts.append(" ".join(where) or one[0])
         if title_parts:
             axis.set_title(" · ".join(title_parts), fontsize=9)
     legend_title = ("bands: ±1 s.e.\nbars: s.d. over draws" if not ratio
@@ -429,54 +410,49 @@ def _plot(results: Results, metrics: Sequence[str], ax: Axes | None, *, ratio: b
     return fig
 
 
-def _label_axes(ax: Axes, metric: str, ratio: bool, results: Results) -> None:
+def _label_axes(ax: Axes, series: Series, ratio: bool, results: Results) -> None:
+    metric, variable, _ = series
     ax.set_xlabel(epsilon_label(results.metadata), fontsize=8)
     if ratio:
         baselines = sorted({r.baseline for r in results.records
-                            if r.metric == metric and r.baseline})
-        base = metric_name(metric)
+                            if r.kind == "ratio" and r.metric == metric and r.baseline})
         against = baselines[0] if len(baselines) == 1 else "random"
-        ax.set_ylabel(f"{base}: adversarial / {against}", fontsize=8)
+        ax.set_ylabel(f"{metric_name(metric, variable)}: adversarial / {against}", fontsize=8)
     else:
-        ax.set_ylabel(metric_label(metric, results.metadata), fontsize=8)
+        ax.set_ylabel(metric_label(metric, results.metadata, variable), fontsize=8)
 
 
-def plot_metric_vs_eps(results: Results, metric: str, ax: Axes | None = None) -> Figure:
-    """Plot ``metric`` against ε for every attack, with the clean value as a dashed line.
+def plot_metric_vs_eps(results: Results, metric: str, ax: Axes | None = None, *,
+                       variable: str = "", step: int | None = None) -> Figure:
+    """Plot ``metric`` (of ``variable`` at ``step``) against ε for every attack, with the
+    clean value as a dashed line.
 
     Each attack is a line with a ±stderr band; random controls also get error bars of the
     spread over draws. Without ``ax``, a new Figure with one panel per model (legend outside
     the axes); with ``ax``, everything is drawn into it (models told apart by line style).
     Returns the Figure.
     """
-    if _is_ratio(metric):
-        return plot_ratio(results, metric, ax)
-    base, _ = split_metric(metric)
-    direction = "lower is worse" if base in _HIGHER_IS_BETTER else "higher is worse"
-    return _plot(results, [metric], ax, ratio=False,
-                 suptitle=f"{metric_name(metric)} vs ε ({direction})")
+    direction = "lower is worse" if metric in _HIGHER_IS_BETTER else "higher is worse"
+    return _plot(results, [(metric, variable, step)], ax, ratio=False,
+                 suptitle=f"{metric_name(metric, variable, step)} vs ε ({direction})")
 
 
-def plot_ratio(results: Results, metric: str, ax: Axes | None = None) -> Figure:
-    """Plot ``<metric>_ratio`` (adversarial / random control) against ε, with a line at 1.
+def plot_ratio(results: Results, metric: str, ax: Axes | None = None, *,
+               variable: str = "", step: int | None = None) -> Figure:
+    """Plot the ``kind="ratio"`` rows of ``metric`` (adversarial / random control) against ε,
+    with a line at 1.
 
-    ``metric`` may be given with or without the ``_ratio`` suffix. One line (±stderr band) per
-    adversarial attack; one panel per model unless ``ax`` is given. Returns the Figure;
-    `DataError` if the results hold no such ratio (e.g. no random control).
+    One line (±stderr band) per adversarial attack; one panel per model unless ``ax`` is given.
+    Returns the Figure; `DataError` if the results hold no such ratio (e.g. no random control).
     """
-    name = metric if _is_ratio(metric) else f"{metric}_ratio"
     require_records(results)
-    if not any(r.metric == name for r in results.records):
+    if not any(r.kind == "ratio" and r.metric == metric for r in results.records):
         raise DataError(
-            f"No ratio records {name!r}: the results need a random control and an "
-            "error-like metric (the audit adds <metric>_ratio rows then)."
+            f"No ratio records for {metric!r}: the results need a random control and an "
+            "error-like metric (the engines add kind='ratio' rows then)."
         )
-    return _plot(results, [name], ax, ratio=True,
-                 suptitle=f"{metric_name(name)}: adversarial / random")
-
-
-def _plot_grid(results: Results, metrics: Sequence[str], *, ratio: bool, title: str) -> Figure:
-    return _plot(results, metrics, None, ratio=ratio, suptitle=title)
+    return _plot(results, [(metric, variable, step)], ax, ratio=True,
+                 suptitle=f"{metric_name(metric, variable, step)}: adversarial / random")
 
 
 # --------------------------------------------------------------------------- standard set
@@ -512,17 +488,20 @@ def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 150) -> t
     return png.getvalue(), png_path, svg_path
 
 
-def metric_groups(results: Results) -> list[tuple[str, list[str]]]:
-    """Non-ratio metrics grouped for plotting: ``(base, [metrics])``; ``rmse[u]``, ``rmse[v]``
-    share the group ``rmse[*]``, any other metric is a group of its own. Metrics measured
-    only at epsilon = 0 have nothing to plot against epsilon and are left to the tables."""
-    swept = {r.metric for r in results.records if r.epsilon > 0}
-    groups: dict[str, list[str]] = {}
-    for metric in value_metrics(results):
-        if metric not in swept:
+def metric_groups(results: Results) -> list[tuple[str, list[Series]]]:
+    """Series grouped for plotting: ``(group, [series])``. A metric's whole-output series
+    (variable "", step None) is one group; its per-variable and per-step series share the group
+    ``"<metric> per variable"``. Series measured only at epsilon = 0 have nothing to plot
+    against epsilon and are left to the tables."""
+    swept = {_series_of(r) for r in results.records if r.epsilon > 0 and r.kind != "ratio"}
+    groups: dict[str, list[Series]] = {}
+    for rec in results.records:
+        one = _series_of(rec)
+        if rec.kind == "ratio" or one not in swept:
             continue
-        base, var = split_metric(metric)
-        groups.setdefault(f"{base}[*]" if var is not None else metric, []).append(metric)
+        group = rec.metric if one[1:] == ("", None) else f"{rec.metric} per variable"
+        if one not in groups.setdefault(group, []):
+            groups[group].append(one)
     return list(groups.items())
 
 
@@ -542,9 +521,8 @@ def standard_figures(results: Results, directory: str | Path) -> tuple[list[Figu
         notes.append(f"Figures drawn for the first {MAX_FIGURE_GROUPS} of {len(groups)} metric "
                      "groups; every value is in the results table.")
         groups = groups[:MAX_FIGURE_GROUPS]
-    kinds = attack_kinds(results)
-    has_random = "random" in kinds.values()
-    all_metrics = set(results.metrics)
+    has_random = "random" in results.kinds().values()
+    ratio_series = {_series_of(r) for r in results.records if r.kind == "ratio"}
     used: set[str] = set()
 
     def unique(stem: str) -> str:
@@ -555,29 +533,28 @@ def standard_figures(results: Results, directory: str | Path) -> tuple[list[Figu
         return candidate
 
     for group, members in groups:
-        per_variable = group.endswith("[*]")
-        base = group[:-3] if per_variable else group
-        label = metric_name(members[0])
-        if per_variable:
-            label = label.rsplit(" of ", 1)[0] + " per variable"
+        metric = members[0][0]
+        per_variable = group.endswith(" per variable")
+        label = metric_name(metric) + (" per variable" if per_variable else "")
         n_panels = len(members) * len(_panel_keys(
-            r for r in results.records if r.metric in members))
+            r for r in results.records if _series_of(r) in members))
         if n_panels > MAX_PANELS:
             notes.append(f"{label}: {n_panels} panels (models × variables); the figure shows "
                          f"the first {MAX_PANELS}, the tables hold every value.")
-        direction = "lower is worse" if base in _HIGHER_IS_BETTER else "higher is worse"
-        fig = _plot_grid(results, members, ratio=False, title=f"{label} vs ε ({direction})")
-        stem = unique(_slug(f"{base}_per_variable" if per_variable else base) + "_vs_eps")
+        direction = "lower is worse" if metric in _HIGHER_IS_BETTER else "higher is worse"
+        fig = _plot(results, members, None, ratio=False,
+                    suptitle=f"{label} vs ε ({direction})")
+        stem = unique(_slug(group.replace(" ", "_")) + "_vs_eps")
         png, png_path, svg_path = save_figure(fig, directory, stem)
         out.append(FigureFile(
             stem, f"{label} against perturbation size ε for every attack; dashed: clean; "
             "bands: ±1 standard error over samples; bars on random controls: standard "
             "deviation over random draws.", png, png_path, svg_path))
-        ratio_members = [f"{m}_ratio" for m in members if f"{m}_ratio" in all_metrics]
+        ratio_members = [m for m in members if m in ratio_series]
         if ratio_members:
-            fig = _plot_grid(results, ratio_members, ratio=True,
-                             title=f"{label}: adversarial / random control")
-            stem = unique(_slug(f"{base}_per_variable" if per_variable else base) + "_ratio")
+            fig = _plot(results, ratio_members, None, ratio=True,
+                        suptitle=f"{label}: adversarial / random control")
+            stem = unique(_slug(group.replace(" ", "_")) + "_ratio")
             png, png_path, svg_path = save_figure(fig, directory, stem)
             out.append(FigureFile(
                 stem, f"Ratio of {label} under each gradient attack to its value under the "
@@ -601,6 +578,5 @@ __all__ = [
     "plot_metric_vs_eps",
     "plot_ratio",
     "save_figure",
-    "split_metric",
     "standard_figures",
 ]

@@ -43,7 +43,7 @@ MAX_RESULT_ROWS = 20_000  # rows shown in the full results table
 MAX_SUMMARY_METRICS = 8
 
 _SHOWN_ELSEWHERE = {"title", "description", "notes", "warnings", "checks", "config", "units",
-                    "epsilon_label"}
+                    "epsilon_label", "verdicts"}
 _RUN_KEYS = ("scirobust_version", "torch_version", "numpy_version", "python_version", "device",
              "seed", "wall_time_s", "cells_reused_from_cache")
 
@@ -69,12 +69,13 @@ def _ratio_of(a: Record, b: Record) -> tuple[float, float]:
 
 
 def summary_rows(results: Results, metric: str | None = None) -> list[list[str]]:
-    """Compact table of one metric: header row, then one row per (model, ε).
+    """Compact table of one metric: header row, then one row per (model, variable, step, ε).
 
-    Columns: model, epsilon, clean, each random control, each adversarial attack, then
-    ``<attack> / <random control>`` per adversarial attack (the audit's ``<metric>_ratio``
-    records where present, else the ratio of the two values with a propagated error).
-    Cells read ``value ± stderr``. ``metric`` defaults to the first non-ratio metric.
+    Columns: model, variable and step (only when the records have them), epsilon, clean, each
+    random control, each adversarial attack (and the envelope), then ``<attack> / <random
+    control>`` per adversarial attack (the engine's ``kind="ratio"`` records where present,
+    else the ratio of the two values with a propagated error). Cells read ``value ± stderr``.
+    ``metric`` defaults to the first metric.
     """
     require_records(results)
     if metric is None:
@@ -82,7 +83,7 @@ def summary_rows(results: Results, metric: str | None = None) -> list[list[str]]
         if not candidates:
             raise DataError("The results hold only ratio records; pass metric= explicitly.")
         metric = candidates[0]
-    records = [r for r in results.records if r.metric == metric]
+    records = [r for r in results.records if r.metric == metric and r.kind != "ratio"]
     if not records:
         raise DataError(f"No records for metric {metric!r}; the results have: "
                         f"{', '.join(results.metrics)}.")
@@ -90,35 +91,45 @@ def summary_rows(results: Results, metric: str | None = None) -> list[list[str]]
     present = list(dict.fromkeys(r.attack for r in records))
     randoms = [a for a in present if kinds.get(a) == "random"]
     adversarial = [a for a in present if kinds.get(a) == "adversarial"]
-    ratio_records = [r for r in results.records if r.metric == f"{metric}_ratio"]
-    baselines = list(dict.fromkeys(r.baseline for r in ratio_records if r.baseline))
+    envelopes = [a for a in present if kinds.get(a) == "envelope"]
+    ratios = [r for r in results.records if r.metric == metric and r.kind == "ratio"]
+    baselines = list(dict.fromkeys(r.baseline for r in ratios if r.baseline))
     baseline = baselines[0] if baselines else (randoms[0] if randoms else None)
 
-    index = {(r.case, r.model, r.attack, r.epsilon): r for r in reversed(records)}
-    ratio_index = {(r.case, r.model, r.attack, r.epsilon): r for r in reversed(ratio_records)}
-    keys = list(dict.fromkeys((r.case, r.model) for r in records))
-    several_cases = len({k[0] for k in keys}) > 1
+    def where(r: Record) -> tuple:
+        return (r.case, r.model, r.variable, r.step)
 
-    header = ["model", "epsilon", "clean", *randoms, *adversarial]
+    index = {(*where(r), r.attack, r.epsilon): r for r in reversed(records)}
+    ratio_index = {(*where(r), r.attack, r.epsilon): r for r in reversed(ratios)}
+    keys = list(dict.fromkeys(where(r) for r in records))
+    several_cases = len({k[0] for k in keys}) > 1
+    show_variable = any(k[2] for k in keys)
+    show_step = any(k[3] is not None for k in keys)
+
+    header = ["model", *(["variable"] if show_variable else []),
+              *([results.metadata.get("step_label") or "step"] if show_step else []),
+              "epsilon", "clean", *randoms, *adversarial, *envelopes]
     if baseline is not None:
         header += [f"{a} / {baseline}" for a in adversarial]
     rows = [header]
-    for case, model in keys:
-        clean = next((r for r in records if (r.case, r.model) == (case, model)
-                      and kinds.get(r.attack) == "clean"), None)
-        eps_values = sorted({r.epsilon for r in records if (r.case, r.model) == (case, model)
-                             and kinds.get(r.attack) != "clean"}) or [0.0]
+    for key in keys:
+        case, model, variable, step = key
+        clean = next((r for r in records if where(r) == key and r.kind == "clean"), None)
+        eps_values = sorted({r.epsilon for r in records
+                             if where(r) == key and r.kind != "clean"}) or [0.0]
         for eps in eps_values:
-            row = [f"{case}: {model}" if several_cases else model, f"{eps:g}",
-                   format_value(clean.value, clean.stderr) if clean else "–"]
-            for attack in [*randoms, *adversarial]:
-                rec = index.get((case, model, attack, eps))
+            row = [f"{case}: {model}" if several_cases else model]
+            row += [variable] if show_variable else []
+            row += ["" if step is None else str(step)] if show_step else []
+            row += [f"{eps:g}", format_value(clean.value, clean.stderr) if clean else "–"]
+            for attack in [*randoms, *adversarial, *envelopes]:
+                rec = index.get((*key, attack, eps))
                 row.append(format_value(rec.value, rec.stderr) if rec else "–")
             if baseline is not None:
-                base_rec = index.get((case, model, baseline, eps))
+                base_rec = index.get((*key, baseline, eps))
                 for attack in adversarial:
-                    stored = ratio_index.get((case, model, attack, eps))
-                    rec = index.get((case, model, attack, eps))
+                    stored = ratio_index.get((*key, attack, eps))
+                    rec = index.get((*key, attack, eps))
                     if stored is not None:
                         row.append(format_value(stored.value, stored.stderr))
                     elif rec is not None and base_rec is not None:
@@ -144,6 +155,10 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .warnings{background:#fff4e5;border-left:5px solid #D55E00;padding:.6em 1em;margin:1em 0}
 .warnings h2{margin-top:.2em;border:none;color:#a34400}
 .ok{background:#eef6f1;border-left:5px solid #009E73;padding:.4em 1em}
+.verdict{padding:.5em 1em;margin:.8em 0;border-left:6px solid #999999;background:#f4f4f4}
+.verdict.reproduced{border-color:#009E73;background:#eef6f1}
+.verdict.partly{border-color:#E69F00;background:#fff8e6}
+.verdict.not-reproduced{border-color:#D55E00;background:#fff0e8}
 .notes{background:#f4f7fb;border-left:5px solid #0072B2;padding:.4em 1em}
 figure{margin:1em 0 1.6em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.88em;color:#444;max-width:900px}
@@ -263,7 +278,7 @@ def _case_tables(directory: Path) -> tuple[list[str], list[str]]:
 def _dropped_notes(results: Results) -> list[str]:
     out = []
     for rec in results.records:
-        if rec.n_dropped > 0 and not rec.metric.endswith("_ratio"):
+        if rec.n_dropped > 0 and rec.kind != "ratio":
             out.append((rec.case, rec.model, rec.attack, rec.epsilon, rec.n_dropped, rec.n))
     out = list(dict.fromkeys(out))
     if not out:
@@ -275,15 +290,16 @@ def _dropped_notes(results: Results) -> list[str]:
 
 
 def _headlines(results: Results, metric: str) -> list[str]:
-    """One line per (model, adversarial attack) at the largest ε: the adversarial/random ratio."""
-    ratios = [r for r in results.records if r.metric == f"{metric}_ratio"]
+    """One line per (model, variable, step, adversarial attack) at the largest ε: the
+    adversarial/random ratio of ``metric``."""
+    ratios = [r for r in results.records if r.kind == "ratio" and r.metric == metric]
     lines = []
-    label = metric_name(metric)
     for key in dict.fromkeys((r.case, r.model) for r in ratios):
         recs = [r for r in ratios if (r.case, r.model) == key]
         eps_max = max(r.epsilon for r in recs)
         for rec in recs:
             if rec.epsilon == eps_max:
+                label = metric_name(metric, rec.variable, rec.step)
                 lines.append(f"{rec.model}, ε = {eps_max:g}: {label} under {rec.attack} is "
                              f"{format_value(rec.value, rec.stderr)} × its value under "
                              f"{rec.baseline or 'the random control'} of the same size.")
@@ -316,6 +332,16 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
     models = list(dict.fromkeys(r.model for r in results.records))
     randoms = [a for a, k in kinds.items() if k == "random"]
     adversarial = [a for a, k in kinds.items() if k == "adversarial"]
+    # The first number a reader meets must be the honest one: a verdict that was not
+    # reproduced says so here, before any table.
+    verdicts = meta.get("verdicts")
+    for verdict in verdicts if isinstance(verdicts, list) else []:
+        if isinstance(verdict, dict) and verdict.get("outcome"):
+            parts.append(f"<p class='verdict {_e(str(verdict['outcome']).replace(' ', '-'))}'>"
+                         f"<b>Verdict: {_e(str(verdict['outcome']))}.</b> "
+                         f"{_e(str(verdict.get('claim', '')))} "
+                         f"<span class='sub'>Criterion: {_e(str(verdict.get('criterion', '')))}"
+                         f". {_e(str(verdict.get('detail', '')))}</span></p>")
     parts.append(
         f"<p class='sub'>case: {_e(', '.join(cases))} · model: {_e(', '.join(models))} · "
         f"random controls: {_e(', '.join(randoms) or 'none')} · adversarial attacks: "
