@@ -1,0 +1,51 @@
+"""The case skeleton: registry install hints, Verdict, finish."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from scirobust import ConfigError, Record, Results
+from scirobust.cases import CASE_EXTRAS, CASE_MODULES, Verdict, finish, get_case
+
+EXTRA_PACKAGE = {"sio2": "ase", "weather": "torch_harmonics", "digits": "sklearn"}
+
+
+@pytest.mark.parametrize("case", sorted(CASE_EXTRAS))
+def test_a_missing_extra_names_the_install_command(case: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip(EXTRA_PACKAGE[case])
+    # Hide the extra (None in sys.modules makes its import fail) and forget the case module,
+    # so the registry imports it afresh as on a machine without the extra.
+    monkeypatch.setitem(sys.modules, EXTRA_PACKAGE[case], None)
+    monkeypatch.delitem(sys.modules, CASE_MODULES[case], raising=False)
+    with pytest.raises(ConfigError) as info:
+        get_case(case)
+    message = str(info.value)
+    assert EXTRA_PACKAGE[case] in message
+    assert f"pip install 'scirobust[{CASE_EXTRAS[case]}]'" in message
+
+
+def test_unknown_case_lists_the_cases() -> None:
+    with pytest.raises(ConfigError, match=r"Available: .*poisson"):
+        get_case("poison")
+
+
+def test_verdict_checks_its_outcome_and_finish_writes_it_first(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="outcome"):
+        Verdict("claim", "criterion", "maybe")  # type: ignore[arg-type]
+    verdict = Verdict("Adversarial error far above random.", "ratio >= 2 at every lead",
+                      "partly", "ratio 2.7 for z, 1.6 for u")
+    assert verdict.text().startswith("Verdict: PARTLY. Paper: Adversarial error")
+    results = Results([Record("c", "m", "clean", 0.0, "rmse", 1.0, kind="clean"),
+                       Record("c", "m", "fgsm", 0.1, "rmse", 2.0, kind="adversarial")],
+                      {"notes": ["A stand-in model."]})
+    out = finish(results, tmp_path, title="A case", summary=[["a", "b"]], verdicts=[verdict])
+    assert out.summary == [["a", "b"]] and out.report == tmp_path / "report.html"
+    saved = json.loads((tmp_path / "results.json").read_text())["metadata"]
+    assert saved["verdicts"] == [verdict.as_dict()]
+    html = out.report.read_text(encoding="utf-8")
+    assert html.index("Verdict: partly.") < html.index("A stand-in model.")
