@@ -419,3 +419,20 @@ def test_cuda_matches_cpu(linear64) -> None:
         model.cpu()
         assert gpu.device.type == "cuda"
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-10, atol=1e-12)
+
+
+def test_training_mode_attack_leaves_batchnorm_statistics_untouched() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 2))
+    x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(32, 2, generator=torch.Generator().manual_seed(1))
+    model.train()
+    for _ in range(3):
+        model(x)  # some training history in the running statistics
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x_adv = attack(model, x, objectives.mse(y), Budget(eps=0.1), "pgd_linf", steps=5,
+                   eval_mode=False)
+    assert model.training and not torch.equal(x_adv, x)
+    after = model.state_dict()
+    for name, value in before.items():
+        assert torch.equal(after[name], value), name

@@ -17,6 +17,7 @@ from conftest import LinearModel
 from scirobust import (
     AttackError,
     Budget,
+    BudgetError,
     ConfigError,
     DataError,
     ObjectiveError,
@@ -407,3 +408,121 @@ def test_cache_distinguishes_reference_functions(tmp_path: Path) -> None:
     assert second.metadata["cells_reused_from_cache"] == 0
     assert first.value(attack="fgsm", metric="mse", kind="adversarial") != second.value(
         attack="fgsm", metric="mse", kind="adversarial")
+
+
+# --------------------------------------------------------------------------- cache safety
+class _Scaled(nn.Module):
+    """Weights in the state_dict, behaviour also in code: an activation and an output scale
+    that the state_dict does not hold."""
+
+    def __init__(self, activation: nn.Module, scale: float = 1.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(3, 8), activation, nn.Linear(8, 2))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.body(x)
+
+
+def test_cache_is_not_reused_when_model_code_changes(tmp_path: Path) -> None:
+    _, x, y = _regression_problem()
+    kw = {"epsilons": [0.1], "attacks": ["random_sign", "fgsm"], "n_random": 2,
+          "cache_dir": tmp_path, "metrics": ["rmse"]}
+    tanh = _Scaled(nn.Tanh())
+    first = audit(tanh, x, y, **kw)
+    for changed in (_Scaled(nn.Sigmoid()), _Scaled(nn.Tanh(), scale=3.0)):
+        changed.load_state_dict(tanh.state_dict())  # same weights, other code
+        with pytest.warns(UserWarning, match="holds .* cell\\(s\\) of another run"):
+            cached = audit(changed, x, y, **kw)
+        fresh = audit(changed, x, y, **{**kw, "cache_dir": None})
+        assert cached.metadata["cells_reused_from_cache"] == 0
+        assert _dicts(cached) == _dicts(fresh) != _dicts(first)
+    assert audit(tanh, x, y, **kw).metadata["cells_reused_from_cache"] == 3
+
+
+def test_foreign_or_corrupt_cells_are_recomputed_with_a_warning(tmp_path: Path) -> None:
+    model, x, y = _regression_problem()
+    kw = {"epsilons": [0.1, 0.2], "attacks": ["random_sign", "fgsm"], "n_random": 2,
+          "cache_dir": tmp_path, "metrics": ["rmse"]}
+    fresh = audit(model, x, y, **kw)
+    cells = sorted((tmp_path / "cells").glob("*.npz"))
+    assert len(cells) == 5
+    cells[1].write_bytes(cells[0].read_bytes())  # one cell copied over another
+    cells[2].write_bytes(b"")  # an empty file
+    cells[3].write_bytes(cells[3].read_bytes()[:40])  # truncated
+    cells[4].write_bytes(np.random.default_rng(0).bytes(300))  # random bytes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = audit(model, x, y, **kw)
+    messages = " ".join(str(w.message) for w in caught)
+    assert f"cache cell {cells[1]} belongs to another cell" in messages
+    for broken in cells[2:]:
+        assert f"cache cell {broken} is unreadable" in messages
+    assert again.metadata["cells_reused_from_cache"] == 1
+    assert _dicts(again) == _dicts(fresh)
+    assert audit(model, x, y, **kw).metadata["cells_reused_from_cache"] == 5
+
+
+def test_deterministic_model_with_last_bit_noise_is_not_called_randomised() -> None:
+    class LastBits(nn.Module):
+        """Deterministic up to the last bits, as two BLAS calls on a busy machine can be."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            out = self.net(x)
+            return out * (1 + 1e-7) if self.calls % 2 else out
+
+    _, x, y = _regression_problem()
+    quiet = audit(LastBits(), x, y, epsilons=[0.1], metrics=["rmse"])
+    assert quiet.metadata["checks"]["randomised_output"] is False
+    noisy = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+    noisy.eval()
+    noisy.forward = lambda z: nn.functional.dropout(noisy[0](z), 0.5, True) @ \
+        noisy[2].weight.T  # type: ignore[method-assign]
+    assert audit(noisy, x, y, epsilons=[0.1]).metadata["checks"]["randomised_output"] is True
+
+
+def test_only_layers_that_run_in_training_mode_are_reported() -> None:
+    from scirobust.layers import feature_audit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.3), nn.Linear(8, 2)).eval()
+    _, x, _ = _regression_problem()
+    labels = torch.zeros(x.shape[0], dtype=torch.long)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = feature_audit(model, "0", x, labels, task="classification", epsilons=[0.1])
+    assert res.metadata["checks"]["train_mode_stochastic_layers"] is False
+    assert not any("training mode" in str(w.message) for w in caught)
+    model.train()
+    res = audit(model, x, labels, task="classification", epsilons=[0.1])
+    assert res.metadata["checks"]["train_mode_stochastic_layers"] is True
+
+
+def test_diverging_model_at_huge_epsilon_is_reported() -> None:
+    model, x, y = _regression_problem()
+    exploding = nn.Sequential(model, nn.Flatten(), _Exp())
+    with pytest.warns(UserWarning, match="give NaN/Inf metrics"):
+        res = audit(exploding, x, y, epsilons=[1e300], attacks=["random_sign"],
+                    metrics=["rmse"], n_random=1)
+    assert any(not math.isfinite(r.value) for r in res if r.kind == "random")
+
+
+class _Exp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
+
+
+def test_bool_epsilons_and_zero_scale_are_refused() -> None:
+    model, x, y = _regression_problem()
+    with pytest.raises(ConfigError, match="epsilons"):
+        audit(model, x, y, epsilons=[True])
+    with pytest.raises(BudgetError, match="scale is 0 everywhere"):
+        Budget(scale=torch.zeros(3))

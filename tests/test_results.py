@@ -187,3 +187,21 @@ def test_results_written_before_kind_columns_are_upgraded(tmp_path: Path) -> Non
         ("cnn", "envelope", "accuracy", "", 7, "envelope"),
         ("cnn", "fgsm", "rmse", "u", 7, "adversarial"),
     ]
+
+
+def test_truncated_or_corrupt_csv_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    text = _sample().to_csv(tmp_path / "results.csv")
+    lines = text.splitlines()
+    (tmp_path / "results.csv").write_text("\n".join([*lines[:-1], lines[-1][:12]]) + "\n")
+    with pytest.raises(DataError, match=r"results\.csv, line 6: the row has 14 columns"):
+        Results.load(tmp_path)
+    (tmp_path / "results.csv").write_text("\n".join([*lines[:3], lines[3] + ",extra"]) + "\n")
+    with pytest.raises(DataError, match="line 4"):
+        Results.load(tmp_path)
+    bad = lines[2].replace("0.1,rmse", "abc,rmse", 1)
+    (tmp_path / "results.csv").write_text("\n".join([lines[0], bad]) + "\n")
+    with pytest.raises(DataError, match="line 2: unreadable epsilon"):
+        Results.load(tmp_path)
+    (tmp_path / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"not a scirobust results\.csv"):
+        Results.load(tmp_path)

@@ -14,6 +14,7 @@ import io
 import platform
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,16 +91,19 @@ def _objective_builder(
 
 def _run_checks(
     model: Any, x: Tensor, objective: obj.Objective, task: str
-) -> tuple[dict[str, Any], list[str]]:
-    """Gradient-masking and sanity checks on one clean batch (cf. AutoAttack checks.py)."""
+) -> tuple[dict[str, Any], list[str], str]:
+    """Gradient-masking and sanity checks on one clean batch (cf. AutoAttack checks.py);
+    also returns the fingerprint of the model's behaviour on that batch (cache key)."""
     checks: dict[str, Any] = {}
     notes: list[str] = []
     if isinstance(model, nn.Module):
+        # The flag of each stochastic layer decides what runs, not the wrapper's own flag (a
+        # FeatureAttackModel around an eval-mode network is itself in training mode).
         stochastic_types = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
         stochastic = [type(m).__name__ for m in model.modules()
-                      if isinstance(m, stochastic_types)]
-        checks["train_mode_stochastic_layers"] = bool(model.training and stochastic)
-        if model.training and stochastic:
+                      if isinstance(m, stochastic_types) and m.training]
+        checks["train_mode_stochastic_layers"] = bool(stochastic)
+        if stochastic:
             notes.append(
                 f"The model was in training mode with {sorted(set(stochastic))}; scirobust "
                 "evaluated it in eval mode (model.eval()) and restored the mode afterwards."
@@ -107,7 +111,11 @@ def _run_checks(
     with preserved_model_state(model), torch.no_grad():
         out1 = model(x)
         out2 = model(x)
-    checks["randomised_output"] = not torch.equal(out1, out2)
+    # Two BLAS calls may differ in the last bits under thread contention; a randomised model
+    # (dropout, noise layers) differs by far more than this tolerance.
+    scale = float(out1.detach().abs().nan_to_num(0.0, 0.0, 0.0).max()) if out1.numel() else 0.0
+    checks["randomised_output"] = not torch.allclose(
+        out1, out2, rtol=1e-5, atol=1e-6 * max(scale, 1e-30), equal_nan=True)
     if checks["randomised_output"]:
         notes.append(
             "Two forward passes on the same input differ: the model is randomised, so single "
@@ -155,7 +163,21 @@ def _run_checks(
         notes.append(
             f"{checks['nonfinite_gradient_fraction']:.0%} of samples have NaN/Inf gradients."
         )
-    return checks, notes
+    return checks, notes, _behaviour_fingerprint(out1, grad)
+
+
+def _behaviour_fingerprint(*tensors: Tensor) -> str:
+    """What the model computes on the probe batch: outputs and input-gradients rounded to six
+    significant digits of their largest element, so a change of code that leaves the weights
+    alone (an activation, an output scale) changes the cache key, while last-bit noise of a
+    busy BLAS does not."""
+    rounded = []
+    for t in tensors:
+        a = t.detach().double().cpu()
+        finite = a[torch.isfinite(a)]
+        scale = float(finite.abs().max()) if finite.numel() else 1.0
+        rounded.append(torch.round(a / (scale or 1.0), decimals=6))
+    return fingerprint_tensors(rounded)
 
 
 @dataclass
@@ -168,21 +190,28 @@ class _Cell:
     inputs: np.ndarray | None = None  # (draws, n, ...)
     outputs: np.ndarray | None = None  # (draws, n, ...)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, key: str) -> bytes:
         buffer = io.BytesIO()
         arrays = {f"m_{k}": v for k, v in self.components.items()}
         if self.inputs is not None and self.outputs is not None:
             arrays.update(x_inputs=self.inputs, x_outputs=self.outputs)
-        np.savez(buffer, kept=self.kept, **arrays)
+        np.savez(buffer, kept=self.kept, key=np.array(key), **arrays)
         return buffer.getvalue()
 
     @classmethod
-    def from_file(cls, path: Path) -> _Cell:
-        with np.load(path, allow_pickle=False) as data:
-            comps = {k[2:]: data[k] for k in data.files if k.startswith("m_")}
-            has_x = "x_inputs" in data.files
-            return cls(comps, data["kept"], data["x_inputs"] if has_x else None,
-                       data["x_outputs"] if has_x else None)
+    def from_file(cls, path: Path, key: str) -> _Cell | str:
+        """The cell stored at ``path``, or why it cannot be used (a sentence)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "key" not in data.files or str(data["key"]) != key:
+                    return (f"cache cell {path} belongs to another cell or run (its stored key "
+                            "differs): recomputed")
+                comps = {k[2:]: data[k] for k in data.files if k.startswith("m_")}
+                has_x = "x_inputs" in data.files
+                return cls(comps, data["kept"], data["x_inputs"] if has_x else None,
+                           data["x_outputs"] if has_x else None)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            return f"cache cell {path} is unreadable ({type(exc).__name__}: {exc}): recomputed"
 
 
 def _per_sample_mean(cell: _Cell, metric: str) -> np.ndarray:
@@ -371,9 +400,12 @@ def audit(
     first_objective = build_objective(
         targets[slices[0]].to(device) if targets is not None else None
     )
-    checks, notes = _run_checks(model, first, first_objective, task)
+    checks, notes, behaviour = _run_checks(model, first, first_objective, task)
+    base_key["behaviour"] = behaviour
+    checks_notes = list(notes)
     for note in notes:
         warnings.warn(note, stacklevel=2)
+    stale_cells = set(cache.glob("*.npz")) if cache is not None and cache.is_dir() else set()
 
     cells = list(sweep.cells())
     results = Results()
@@ -387,13 +419,18 @@ def audit(
             label = run.key if run else "clean"
             key = {**base_key, "attack": asdict(run) if run else "clean", "eps": eps,
                    "draws": draws}
-            cell_path = cache / f"{stable_int(key):016x}.npz" if cache else None
+            cell_key = f"{stable_int(key):016x}"
+            cell_path = cache / f"{cell_key}.npz" if cache else None
             cell = None
             if cell_path is not None and cell_path.exists():
-                cell = _Cell.from_file(cell_path)
-                if keep_perturbed and cell.inputs is None:
-                    cell = None  # cached without the perturbed inputs: recompute them
+                stale_cells.discard(cell_path)
+                stored = _Cell.from_file(cell_path, cell_key)
+                if isinstance(stored, str):
+                    notes.append(stored)
+                elif keep_perturbed and stored.inputs is None:
+                    pass  # cached without the perturbed inputs: recompute them
                 else:
+                    cell = stored
                     reused += 1
             if cell is None:
                 per_draw: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]] = []
@@ -417,8 +454,16 @@ def audit(
                     np.stack([o for _, _, o in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
                 )
                 if cell_path is not None:
-                    atomic_write_bytes(cell_path, cell.to_bytes())
+                    atomic_write_bytes(cell_path, cell.to_bytes(cell_key))
             kind = run.kind if run else "clean"
+            n_bad = int((~np.isfinite(next(iter(cell.components.values())))).any(axis=(0, 2))
+                        .sum()) if cell.components else 0
+            if n_bad:
+                notes.append(
+                    f"{label} at ε = {eps:g}: {n_bad} of {n} samples give NaN/Inf metrics (the "
+                    "model diverges there); the values use the finite samples only if any. Is "
+                    "this ε far outside the data's scale? Give Budget.bounds for the domain."
+                )
             for m in metric_objs:
                 reduced, n_kept, n_dropped, spread = _pool(cell, m)
                 for row in reduced:
@@ -439,6 +484,13 @@ def audit(
                     torch.from_numpy(cell.kept))
             bar.advance()
 
+    if reused == 0 and stale_cells:
+        notes.append(
+            f"The cache {cache} holds {len(stale_cells)} cell(s) of another run (model code or "
+            "weights, data or settings differ): every cell was recomputed."
+        )
+    for note in notes[len(checks_notes):]:
+        warnings.warn(note, stacklevel=2)
     results.records.extend(ratio_records(results.records, error_like, baseline=sweep.baseline))
     import scirobust
 

@@ -108,6 +108,11 @@ class Budget:
         scale = _to_tensor(self.scale, "scale")
         if scale is not None and (scale < 0).any():
             raise BudgetError("Budget.scale must be >= 0 everywhere (it is a unit of length).")
+        if scale is not None and scale.numel() and not (scale > 0).any():
+            raise BudgetError(
+                "Budget.scale is 0 everywhere: nothing could be perturbed (every radius would "
+                "be 0). Give the features' scale (e.g. their std), or leave scale unset."
+            )
         object.__setattr__(self, "scale", scale)
         if self.mask is not None:
             mask = torch.as_tensor(self.mask)

@@ -270,6 +270,40 @@ def upgrade_legacy_rows(rows: list[dict[str, Any]], metadata: dict[str, Any]) ->
     return out
 
 
+def _read_csv_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results.csv, refusing a truncated or malformed file (file and line named)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in COLUMNS[:6] if c not in header]
+        if missing:
+            raise DataError(f"{path} is not a scirobust results.csv: its header lacks "
+                            f"{missing}.")
+        rows = []
+        for row in reader:
+            # DictReader fills missing trailing fields with None and puts extra ones under
+            # None: both mean a cut or corrupted line, never a legitimate empty (NaN) value.
+            if None in row or any(v is None for v in row.values()):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: the row has {len(header)} columns "
+                    f"expected but {sum(v is not None for v in row.values())} found (a "
+                    "truncated or edited file?). Re-run the audit or restore the file."
+                )
+            if not all(row[c] for c in ("case", "attack", "epsilon", "metric")):
+                raise DataError(f"{path}, line {reader.line_num}: empty case, attack, epsilon "
+                                "or metric.")
+            row["_line"] = reader.line_num
+            rows.append(row)
+    for row in rows:
+        line = row.pop("_line")
+        for column in ("epsilon", "value"):
+            try:
+                float(row[column] or "nan")
+            except ValueError as exc:
+                raise DataError(f"{path}, line {line}: unreadable {column} ({exc}).") from exc
+    return rows
+
+
 @dataclass(frozen=True)
 class Perturbed:
     """The perturbed inputs of one (attack, epsilon) cell and the model's outputs there, on
@@ -411,11 +445,13 @@ class Results:
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise DataError(f"{path} is not a scirobust results.json: {exc}") from exc
         else:
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows, metadata = list(csv.DictReader(handle)), {}
-        if rows and all(isinstance(r, dict) and "kind" not in r for r in rows):
-            return cls(upgrade_legacy_rows(rows, metadata), metadata, per_sample)
-        return cls([Record.from_dict(r) for r in rows], metadata, per_sample)
+            rows, metadata = _read_csv_rows(path), {}
+        try:
+            if rows and all(isinstance(r, dict) and "kind" not in r for r in rows):
+                return cls(upgrade_legacy_rows(rows, metadata), metadata, per_sample)
+            return cls([Record.from_dict(r) for r in rows], metadata, per_sample)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from exc
 
     def summary_rows(self, metric: str | None = None) -> list[dict[str, Any]]:
         """One row per (model, attack, epsilon, variable, step) of ``metric`` (default: the

@@ -155,9 +155,11 @@ class Sweep:
         if "clean" in {r.key for r in runs}:
             raise ConfigError("'clean' is reserved for the unperturbed rows; relabel the attack.")
         set_(self, "attacks", runs)
+        raw = [self.epsilons] if isinstance(self.epsilons, int | float) else self.epsilons
         try:
-            epsilons = tuple(float(e) for e in (
-                [self.epsilons] if isinstance(self.epsilons, int | float) else self.epsilons))
+            # true/false in a YAML list would silently become 1.0/0.0
+            epsilons = () if any(isinstance(e, bool) for e in raw) else tuple(
+                float(e) for e in raw)
         except (TypeError, ValueError):
             epsilons = ()
         if not epsilons or any(not math.isfinite(e) or e < 0 for e in epsilons):

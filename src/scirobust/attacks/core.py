@@ -96,6 +96,9 @@ def get_spec(name: str) -> AttackSpec:
 def preserved_model_state(model: Model, eval_mode: bool = True) -> Iterator[None]:
     """Run the model in eval mode; restore every submodule's train/eval flag afterwards.
 
+    With ``eval_mode=False`` the modules in training mode stay so, and their buffers (e.g.
+    BatchNorm running statistics, which every forward pass updates) are restored afterwards.
+
     Parameters are left as they are: gradients are taken with ``torch.autograd.grad`` on the
     input only, so their ``.grad`` is never touched. (Freezing ``requires_grad`` during the
     attack was measured *slower* on CPU: 3.77 vs 3.42 ms per FGSM call on a small MLP.)
@@ -106,6 +109,12 @@ def preserved_model_state(model: Model, eval_mode: bool = True) -> Iterator[None
     # Only models with a submodule in training mode need switching and restoring; skipping
     # the two tree walks otherwise matters for small models attacked many times.
     modes = [(module, module.training) for module in model.modules() if module.training]
+    # Run in training mode, BatchNorm-like layers update their running statistics on every
+    # forward pass of the attack: keep a copy of those modules' buffers to put back.
+    buffers = [] if eval_mode else [
+        (buffer, buffer.detach().clone()) for module, _ in modes
+        for buffer in module.buffers(recurse=False)
+    ]
     try:
         if eval_mode and modes:
             model.eval()  # through train(), which custom modules may override
@@ -113,6 +122,9 @@ def preserved_model_state(model: Model, eval_mode: bool = True) -> Iterator[None
     finally:
         for module, training in modes:
             module.training = training
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
 
 
 def _loss_and_grad(model: Model, objective: Objective, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
