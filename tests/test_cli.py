@@ -291,3 +291,54 @@ def test_csv_classification_audit(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = {r.metric for r in Results.load(tmp_path / "out")}
     assert "accuracy" in metrics
+
+
+# --------------------------------------------------------------------------- output folders
+def test_bad_output_folders_are_refused_clearly(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_project(tmp_path / "p")
+    (tmp_path / "afile").write_text("x")
+    result = invoke("audit", config, "--output", tmp_path / "afile", "--quiet")
+    assert result.exit_code == 2 and "is an existing file" in result.output
+    result = invoke("audit", config, "--output", "", "--quiet")
+    assert result.exit_code == 2 and "--output is empty" in result.output
+    monkeypatch.chdir(tmp_path)
+    escaping = write_project(tmp_path / "q", case="../../escaped")
+    result = invoke("audit", escaping, "--quiet")
+    assert result.exit_code == 2 and "path separator" in result.output
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_a_second_command_on_a_locked_output_folder_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    config = write_project(tmp_path / "p")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".scirobust.lock", "a") as held:  # another process's run, in effect
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = invoke("audit", config, "--output", out, "--quiet")
+        assert result.exit_code == 2 and "Another scirobust command" in result.output
+        assert not (out / "results.csv").exists()
+    result = invoke("audit", config, "--output", out, "--quiet")
+    assert result.exit_code == 0, result.output  # the lock ends with its holder
+
+
+def test_rerun_with_other_metrics_leaves_no_stale_figures(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = write_project(tmp_path / "a", metrics=["rmse", "mae"])
+    assert invoke("audit", first, "--output", out, "--quiet").exit_code == 0
+    assert (out / "figures" / "mae_vs_eps.png").exists()
+    second = write_project(tmp_path / "b", metrics=["rmse"])
+    assert invoke("audit", second, "--output", out, "--quiet").exit_code == 0
+    assert not (out / "figures" / "mae_vs_eps.png").exists()
+    assert (out / "figures" / "rmse_vs_eps.png").exists()
+
+
+def test_report_on_a_truncated_results_file_fails_with_the_line(tmp_path: Path) -> None:
+    results = Results([Record("c", "m", "clean", 0.0, "rmse", 1.0, kind="clean"),
+                       Record("c", "m", "fgsm", 0.1, "rmse", 2.0, kind="adversarial")])
+    text = results.to_csv()
+    (tmp_path / "results.csv").write_text(text[: len(text) - 25])
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2 and "line 3" in result.output

@@ -158,6 +158,10 @@ def test_factory_errors(tmp_path: Path) -> None:
     (tmp_path / "json.py").write_text("def make():\n    return 1\n")
     with pytest.raises(ConfigError, match="rename the file"):
         import_factory("json:make", tmp_path)
+    (tmp_path / "reexport.py").write_text("from os import system\n")
+    for spec in ("os:system", "builtins:exec", "subprocess:run", "reexport:system"):
+        with pytest.raises(ConfigError, match="standard library"):
+            import_factory(spec, tmp_path)
     (tmp_path / "broken.py").write_text("import not_a_real_package_xyz\n")
     with pytest.raises(ConfigError, match="not_a_real_package_xyz"):
         import_factory("broken:make", tmp_path)

@@ -8,8 +8,12 @@ and exit with code 2; unexpected errors exit with code 1. Tracebacks only with `
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import functools
+import os
 import re
+import shutil
 import sys
 import traceback
 import warnings
@@ -43,8 +47,8 @@ _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Shared options (each command re-declares them so --help lists them in place).
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output directory.",
-                                                show_default=False)]
+OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Output directory.",
+                                               show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q",
                                         help="No progress bar or table; errors still print.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="'cpu' or 'cuda' (or 'cuda:N').")]
@@ -130,6 +134,48 @@ def _check_device(device: str) -> str:
     return device
 
 
+def _output_path(output: str | None) -> Path | None:
+    """``--output`` as a path; an empty value would silently mean the working directory."""
+    if output is None:
+        return None
+    if not output.strip():
+        raise ConfigError("--output is empty; give a directory (e.g. --output out/run1).")
+    return Path(output)
+
+
+@contextlib.contextmanager
+def _output_folder(path: Path) -> Iterator[Path]:
+    """Create ``path`` and hold an exclusive lock on it while a command writes there.
+
+    A second command writing to the same folder at the same time is refused instead of
+    silently overwriting the first one's files; the lock ends with the process, so a killed
+    run never leaves the folder locked.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is an existing file, not a directory; choose "
+                          "another output directory.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / ".scirobust.lock", "a")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise ConfigError(f"Cannot write to the output directory {path}: {exc.strerror or exc}. "
+                          "Choose a directory you can write to.") from exc
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ConfigError(
+                    f"Another scirobust command is writing to {path} right now; wait for it "
+                    "to finish or choose another --output."
+                ) from exc
+            raise
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield path
+
+
 def _write_report(results: Results, directory: Path, title: str | None) -> Path:
     from scirobust.report import write_report  # matplotlib: import only when needed
 
@@ -197,13 +243,14 @@ def audit(
     cfg = load_config(config)
     _check_device(device)
     plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
-    out = cfg.output_dir(output)
-    with _collected_warnings() as notes:
-        results = plan.run(cache_dir=out / "cache", seed=seed, device=device,
-                           progress=not quiet)
-    _print_notes([*plan.notes, *notes])
-    results.save(out)
-    report = _write_report(results, out, title=f"scirobust audit: {cfg.label}")
+    out = cfg.output_dir(_output_path(output))
+    with _output_folder(out):
+        with _collected_warnings() as notes:
+            results = plan.run(cache_dir=out / "cache", seed=seed, device=device,
+                               progress=not quiet)
+        _print_notes([*plan.notes, *notes])
+        results.save(out)
+        report = _write_report(results, out, title=f"scirobust audit: {cfg.label}")
     reused = results.metadata.get("cells_reused_from_cache", 0)
     if reused and not quiet:
         typer.echo(f"Reused {reused} finished cell(s) from {out / 'cache'}.")
@@ -236,9 +283,10 @@ def track(
 
     The file is validated as for `audit`; each CHECKPOINT is loaded (weights_only) into the
     file's model factory and audited with the file's data, budget, attacks and epsilons. The
-    records are labelled MODEL@epoch=K (K from the file name, else MODEL@STEM); rows with
-    attack "envelope" hold the lowest accuracy over the gradient attacks. Writes results and
-    report.html to OUTPUT (default: the audit's output directory + /track).
+    records have step = K (the epoch, from file names like epoch_3.pt; else the model label
+    is MODEL@STEM); rows of kind "envelope" hold the lowest accuracy over the gradient
+    attacks. Writes results and report.html to OUTPUT (default: the audit's output directory
+    + /track).
 
     Example: scirobust track audit.yaml ckpt/epoch_01.pt ckpt/epoch_02.pt --output out/track
     """
@@ -259,18 +307,20 @@ def track(
     sweep = plan.sweep.replace(device=device, **({} if seed is None else {"seed": seed}))
     tracker = RobustnessTracker(plan.inputs, plan.targets, sweep, layer=layer,
                                 model_name=plan.model_name, case=cfg.label, metric=metric)
-    out = output if output is not None else cfg.output_dir() / "track"
-    with _collected_warnings() as notes:
-        results = track_checkpoints(
-            lambda: build_model(cfg, trust_checkpoint=trust_checkpoint), checkpoints, tracker,
-            loader=lambda path: build_model(cfg, checkpoint=path,
-                                            trust_checkpoint=trust_checkpoint))
-    _print_notes([*plan.notes, *notes])
-    results.metadata["description"] = (
-        f"Clean and robust {metric} of {len(checkpoints)} checkpoint(s) of {plan.model_name} "
-        f"({cfg.label}); attack 'envelope' = worst over the gradient attacks.")
-    results.save(out)
-    report = _write_report(results, out, title=f"scirobust track: {cfg.label}")
+    out = _output_path(output) or cfg.output_dir() / "track"
+    with _output_folder(out):
+        with _collected_warnings() as notes:
+            results = track_checkpoints(
+                lambda: build_model(cfg, trust_checkpoint=trust_checkpoint), checkpoints,
+                tracker, loader=lambda path: build_model(cfg, checkpoint=path,
+                                                         trust_checkpoint=trust_checkpoint))
+        _print_notes([*plan.notes, *notes])
+        results.metadata["description"] = (
+            f"Clean and robust {metric} of {len(checkpoints)} checkpoint(s) of "
+            f"{plan.model_name} ({cfg.label}); attack 'envelope' = worst over the gradient "
+            "attacks.")
+        results.save(out)
+        report = _write_report(results, out, title=f"scirobust track: {cfg.label}")
     rows = [["model", "epoch", "clean", "envelope"]]
     for label, step in dict.fromkeys((r.model, r.step) for r in results.records):
         at = {"model": label, "step": step, "metric": metric}
@@ -298,7 +348,8 @@ def report(
     Example: scirobust report out/regression
     """
     results = Results.load(directory)
-    path = _write_report(results, output or directory, title=None)
+    with _output_folder(_output_path(output) or directory) as out:
+        path = _write_report(results, out, title=None)
     _finish(path, _summary(results), quiet, str(directory))
 
 
@@ -310,7 +361,11 @@ def _run_case(name: str, output: Path, quick: bool, seed: int, device: str,
         raise ConfigError(f"--data-root {data_root} is not a directory.")
     options = cases.CaseOptions(output=output, quick=quick, seed=seed, device=device,
                                 quiet=quiet, data_root=data_root)
-    with _collected_warnings() as notes:
+    with _output_folder(output), _collected_warnings() as notes:
+        # Figures and tables of an earlier run into the same folder would otherwise show in
+        # this run's report; results and report are replaced atomically at the end.
+        for derived in ("figures", "tables"):
+            shutil.rmtree(output / derived, ignore_errors=True)
         result = case.run(options)
     _print_notes(notes)
     _finish(Path(result.report), result.summary, quiet, f"{case.name}: {case.title}")
@@ -337,8 +392,8 @@ def reproduce(
 
     Example: scirobust reproduce poisson --quick --output out/poisson
     """
-    _run_case(case, output or Path("scirobust-output") / case, quick, seed, device, quiet,
-              data_root)
+    _run_case(case, _output_path(output) or Path("scirobust-output") / case, quick, seed, device,
+              quiet, data_root)
 
 
 @app.command(epilog="Example: scirobust demo --output demo-output")
@@ -354,7 +409,7 @@ def demo(
 
     Example: scirobust demo --output demo-output
     """
-    _run_case("poisson", output or Path("demo-output"), True, seed, "cpu", quiet)
+    _run_case("poisson", _output_path(output) or Path("demo-output"), True, seed, "cpu", quiet)
 
 
 @app.command(epilog="Example: scirobust attacks")

@@ -341,7 +341,14 @@ class AuditConfig(_Section):
             return Path(override)
         if self.output is not None:
             return self.resolve(self.output)
-        return Path("scirobust-output") / self.label
+        label = self.label
+        # The label names a folder: a path in it would escape scirobust-output/.
+        if not label.strip() or label in (".", "..") or any(c in label for c in "/\\\0"):
+            raise ConfigError(
+                f"case: {label!r} cannot name the output folder (it is empty or contains a "
+                "path separator); give a plain name, or set output: / --output."
+            )
+        return Path("scirobust-output") / label
 
 
 # --------------------------------------------------------------------------- errors

@@ -121,6 +121,8 @@ def import_factory(spec: str, search_dir: str | Path | None = None) -> Callable[
     """
     module_name, attr = parse_factory(spec)
     local = _local_module(module_name, Path(search_dir)) if search_dir is not None else None
+    if local is None:  # a local file named like a standard module is refused below
+        _refuse_standard_library(spec, module_name)
     try:
         if local is not None:
             module = _import_local(module_name, local, Path(search_dir))  # type: ignore[arg-type]
@@ -158,7 +160,27 @@ def import_factory(spec: str, search_dir: str | Path | None = None) -> Callable[
         target = getattr(target, part)
     if not callable(target):
         raise ConfigError(f"{spec!r} is a {type(target).__name__}, not a callable factory.")
+    # A factory module may re-export a standard-library callable (from os import system).
+    _refuse_standard_library(spec, str(getattr(target, "__module__", None) or ""))
     return target
+
+
+def _refuse_standard_library(spec: str, module_name: str) -> None:
+    """Refuse factories from Python's standard library or builtins.
+
+    A config file is data, but its ``model.factory`` names code that scirobust calls with
+    the config's keyword arguments; ``os:system`` would run a shell command. Factories may
+    only come from a module file beside the config or from an installed package, and the user
+    who runs the config runs that code.
+    """
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in ("builtins", "__main__"):
+        raise ConfigError(
+            f"model.factory {spec!r} refers to {module_name!r} from Python's standard library; "
+            "a factory must be a function in a module file beside the config (or in an "
+            "installed package) that builds and returns your model. scirobust never calls "
+            "standard-library functions named in a config file."
+        )
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -456,7 +456,8 @@ def write_report(results: Results, directory: str | Path, *, title: str | None =
     ``directory/figures/case/`` and the case tables in ``directory/tables/*.csv``; it links to
     nothing. results.csv/json are not written here (call ``results.save(directory)`` first).
     A case whose records are not an epsilon sweep (e.g. values over training epochs) sets
-    ``results.metadata["standard_figures"] = False`` to show only its own figures.
+    ``results.metadata["standard_figures"] = False`` to show only its own figures. Standard
+    figures left in ``figures/`` by an earlier report are removed.
     Returns the path of report.html; `DataError` if ``results`` is empty.
     """
     require_records(results)
@@ -466,6 +467,11 @@ def write_report(results: Results, directory: str | Path, *, title: str | None =
         figures, notes = [], []
     else:
         figures, notes = standard_figures(results, directory / "figures")
+    # Standard figures of an earlier report (other metrics) must not outlive it.
+    current = {p for f in figures for p in (f.png_path, f.svg_path)}
+    for old in (directory / "figures").glob("*"):
+        if old.is_file() and old.suffix in (".png", ".svg") and old not in current:
+            old.unlink()
     text = render_html(results, figures, directory, title=title, notes=notes)
     path = directory / "report.html"
     atomic_write_text(path, text)
