@@ -526,3 +526,21 @@ def test_bool_epsilons_and_zero_scale_are_refused() -> None:
         audit(model, x, y, epsilons=[True])
     with pytest.raises(BudgetError, match="scale is 0 everywhere"):
         Budget(scale=torch.zeros(3))
+
+
+def test_dtype_mismatch_and_empty_inputs_are_named() -> None:
+    model, x, y = _regression_problem()
+    with pytest.raises(DataError, match=r"inputs are torch\.float64 but the model's parameters"):
+        audit(model, x.double(), y.double(), epsilons=[0.1])
+    with pytest.raises(DataError, match="N >= 1"):
+        audit(model, x[:0], y[:0], epsilons=[0.1])
+
+
+def test_random_controls_alone_do_not_warn_about_zero_gradients() -> None:
+    model, x, _ = _regression_problem()
+    with torch.no_grad():
+        own = model(x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audit(model, x, own, epsilons=[0.1], attacks=["random_sign"], n_random=2)
+    assert not any("zero input-gradient" in str(w.message) for w in caught)

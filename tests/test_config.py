@@ -269,3 +269,15 @@ def test_example_config_builds(tmp_path: Path) -> None:
     plan = build_audit(load_config(tmp_path / "audit.yaml"))
     assert plan.variable_names == ["range_m", "height_m"]
     assert plan.budget.mask.tolist() == [True, True, False]
+
+
+def test_yaml_alias_bomb_and_huge_files_are_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_config(tmp_path / "bomb.yaml")
+    (tmp_path / "huge.yaml").write_text("# " + "x" * 1_100_000 + "\n")
+    with pytest.raises(ConfigError, match="bytes; an audit file"):
+        load_config(tmp_path / "huge.yaml")

@@ -171,3 +171,22 @@ def test_no_unsafe_unpickling_in_io() -> None:
     source = (Path(__file__).parents[1] / "src" / "scirobust" / "io.py").read_text()
     for unsafe in ("allow_pickle=True", "pickle.load(", "pickle.loads(", "weights_only=False"):
         assert unsafe not in source
+
+
+def test_data_file_problems_are_named(tmp_path: Path) -> None:
+    text = tmp_path / "data.npz"
+    text.write_text("x,y\n1,2\n")
+    with pytest.raises(DataError, match=r"is not an \.npz file"):
+        load_arrays(text, "x", "y")
+    np.savez(tmp_path / "d.npz", a=np.ones((3, 2)), s=np.array(["a", "b", "c"]))
+    with pytest.raises(DataError) as info:
+        load_arrays(tmp_path / "d.npz", "x", "y")
+    assert "inputs: no array named 'x'" in str(info.value)
+    assert "targets: no array named 'y'" in str(info.value)
+    with pytest.raises(DataError, match="holds <U1 values, not numbers"):
+        load_arrays(tmp_path / "d.npz", "s", "a")
+    bad = np.ones((3, 2))
+    bad[1, 0] = np.nan
+    np.savez(tmp_path / "n.npz", x=bad, y=np.ones(3))
+    with pytest.raises(DataError, match=r"inputs: 1 of 3 samples .* NaN or Inf"):
+        load_arrays(tmp_path / "n.npz", "x", "y")

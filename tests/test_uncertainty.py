@@ -187,3 +187,15 @@ def test_input_gradient_cosine_matches_hand_computation_on_a_linear_model():
     torch.testing.assert_close(cos, expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(correct, logits.argmax(1) == y)
     assert model.weight.grad is None
+
+
+def test_float64_model_with_default_float32_box() -> None:
+    from scirobust.uncertainty import Box, class_spreads
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)).double()
+    box = Box.cube(-1.0, 1.0, 2)
+    assert box.lower.dtype == torch.float32
+    spreads = class_spreads(model, [0, 1], box, method="quadrature", grid_points=21)
+    single = class_spreads(model.float(), [0, 1], box, method="quadrature", grid_points=21)
+    assert spreads[0].delta_x == pytest.approx(single[0].delta_x, rel=1e-4)

@@ -90,7 +90,7 @@ def _objective_builder(
 
 
 def _run_checks(
-    model: Any, x: Tensor, objective: obj.Objective, task: str
+    model: Any, x: Tensor, objective: obj.Objective, task: str, needs_gradient: bool = True
 ) -> tuple[dict[str, Any], list[str], str]:
     """Gradient-masking and sanity checks on one clean batch (cf. AutoAttack checks.py);
     also returns the fingerprint of the model's behaviour on that batch (cache key)."""
@@ -152,6 +152,8 @@ def _run_checks(
         grad = torch.zeros_like(x)
     flat = grad.reshape(grad.shape[0], -1)
     checks["zero_gradient_fraction"] = float((flat == 0).all(dim=1).float().mean())
+    if not needs_gradient:  # random controls only: a zero gradient harms nothing
+        return checks, notes, _behaviour_fingerprint(out1, grad)
     checks["nonfinite_gradient_fraction"] = float((~torch.isfinite(flat)).any(1).float().mean())
     if checks["zero_gradient_fraction"] > 0.05:
         notes.append(
@@ -291,8 +293,17 @@ def audit(
     sweep = Sweep.resolve(sweep, defaults={"attacks": ("random_sign", "fgsm")}, **options)
     if task not in ("regression", "classification"):
         raise ConfigError(f"task must be 'regression' or 'classification'; got {task!r}.")
-    if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 2:
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 2 \
+            or inputs.shape[0] == 0:
         raise DataError("inputs must be a floating-point tensor of shape (N, ...) with N >= 1.")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()} \
+        if isinstance(model, nn.Module) else set()
+    if dtypes and inputs.dtype not in dtypes:
+        raise DataError(
+            f"inputs are {inputs.dtype} but the model's parameters are "
+            f"{', '.join(sorted(map(str, dtypes)))}; convert one of them first, e.g. "
+            f"inputs.to({sorted(map(str, dtypes))[0]}) or model.to(inputs.dtype)."
+        )
     if targets is None and reference is None:
         raise DataError("Give targets (ground truth or labels) or a reference function.")
     if targets is None and task == "classification":
@@ -400,7 +411,8 @@ def audit(
     first_objective = build_objective(
         targets[slices[0]].to(device) if targets is not None else None
     )
-    checks, notes, behaviour = _run_checks(model, first, first_objective, task)
+    checks, notes, behaviour = _run_checks(model, first, first_objective, task,
+                                           needs_gradient=bool(sweep.adversarial_runs))
     base_key["behaviour"] = behaviour
     checks_notes = list(notes)
     for note in notes:

@@ -466,8 +466,35 @@ def _semantic_problems(cfg: AuditConfig) -> list[str]:
 
 
 # --------------------------------------------------------------------------- loading
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 100_000  # after expanding aliases; a real audit file has a few hundred
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that refuses duplicate keys (PyYAML would keep the last silently)."""
+    """Safe YAML loader that refuses duplicate keys (PyYAML would keep the last silently) and
+    documents that expand to more than `MAX_CONFIG_NODES` nodes through aliases (a few lines
+    of nested ``&a [*a, *a, ...]`` expand to billions: the "billion laughs")."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+
+        def expanded(n: yaml.Node) -> int:
+            if id(n) not in sizes:
+                sizes[id(n)] = 0  # a recursive alias counts once and ends the recursion
+                children: list[yaml.Node] = []
+                if isinstance(n, yaml.SequenceNode):
+                    children = list(n.value)
+                elif isinstance(n, yaml.MappingNode):
+                    children = [c for pair in n.value for c in pair]
+                sizes[id(n)] = min(1 + sum(expanded(c) for c in children),
+                                   MAX_CONFIG_NODES + 1)
+            return sizes[id(n)]
+
+        if expanded(node) > MAX_CONFIG_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the document expands to more than {MAX_CONFIG_NODES} values "
+                "through aliases (&/*); an audit file needs far fewer", node.start_mark)
+        return super().construct_document(node)
 
 
 def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
@@ -486,6 +513,9 @@ _UniqueKeyLoader.add_constructor(
 
 
 def _read_yaml(path: Path) -> Any:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is {path.stat().st_size} bytes; an audit file is a few "
+                          f"hundred (limit {MAX_CONFIG_BYTES}). Is it the right file?")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -264,6 +264,12 @@ def apply_checkpoint(model: nn.Module, checkpoint: Any) -> nn.Module:
 
 # --------------------------------------------------------------------------- data
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    # np.load treats any non-zip file as a pickle, whose refusal would be misreported below.
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise DataError(f"{path} is not an .npz file (an .npz is a zip archive written by "
+                        "np.savez(path, x=inputs, y=targets)); check the file or its suffix.")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
@@ -345,6 +351,11 @@ def _select(arrays: Mapping[str, Any], names: Names, role: str, path: Path) -> T
             f"{role}: no {kind} named {', '.join(map(repr, missing))} in {path.name}; "
             f"available: {', '.join(arrays) or 'none'}."
         )
+    for n in wanted:
+        value = arrays[n]
+        if not isinstance(value, Tensor) and np.asarray(value).dtype.kind not in "biuf":
+            raise DataError(f"{role}: the {kind} {n!r} in {path.name} holds "
+                            f"{np.asarray(value).dtype} values, not numbers.")
     tensors = [torch.as_tensor(np.asarray(arrays[n]) if not isinstance(arrays[n], Tensor)
                                else arrays[n]) for n in wanted]
     if isinstance(names, str) and kind == "array":
@@ -394,11 +405,24 @@ def load_arrays(
     """
     path = Path(path)
     arrays = read_arrays(path)
-    x = _select(arrays, inputs, "inputs", path)
-    y = _select(arrays, targets, "targets", path)
+    selected: dict[str, Tensor] = {}
+    problems: list[str] = []
+    for role, names in (("inputs", inputs), ("targets", targets)):
+        try:  # report every missing or unreadable array at once
+            selected[role] = _select(arrays, names, role, path)
+        except DataError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError(" ".join(problems))
+    x, y = selected["inputs"], selected["targets"]
     for role, t in (("inputs", x), ("targets", y)):
         if t.dtype == torch.bool or t.is_complex():
             raise DataError(f"{role}: must be real numbers; got dtype {t.dtype}.")
+    n_bad = int((~torch.isfinite(x.to(torch.float64))).reshape(x.shape[0], -1).any(1).sum()) \
+        if x.numel() else 0
+    if n_bad:
+        raise DataError(f"inputs: {n_bad} of {x.shape[0]} samples in {path.name} contain NaN or "
+                        "Inf; remove or impute them before the audit.")
     x = x.to(torch.float32)
     if x.dim() == 1:
         x = x[:, None]

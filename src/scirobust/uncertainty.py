@@ -507,12 +507,18 @@ def class_spreads(
 
     All classes share the same draws and one forward pass per batch (one input-gradient per
     class). The model runs in eval mode with frozen parameters; modes, ``requires_grad`` flags
-    and ``.grad`` are restored/untouched. ``kwargs`` go to `packet_spreads`.
+    and ``.grad`` are restored/untouched. The box is cast to the dtype of the model's
+    parameters. ``kwargs`` go to `packet_spreads`.
     """
     labels = [int(y) for y in labels]
     if not labels:
         raise UncertaintyError("labels is empty; pass the class indices to evaluate.")
     index = torch.tensor(labels)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None and domain.lower.dtype != dtype:
+        # The box is evaluated in the model's precision (a float64 model with the default
+        # float32 box would otherwise fail inside its first layer).
+        domain = Box(domain.lower.to(dtype), domain.upper.to(dtype))
 
     def loss_fn(x: Tensor) -> Tensor:
         logits = model(x)
