@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -125,3 +126,19 @@ def test_cosine_edge_cases():
     zero = np.zeros_like(a)
     cos, defined = cosine(zero, a)
     assert (cos == 0).all() and not defined.any()
+
+
+def test_energy_offsets_that_hide_or_zero_the_direction_are_flagged() -> None:
+    from scirobust.atomistic import adversarial_direction
+    from scirobust.errors import DataError
+
+    one = _copper(0)
+    with pytest.raises(DataError, match="needs several structures"):
+        adversarial_direction(one, EMT(), _lj(), energy_offset_ev="mean")
+    many = _copper(1, n=4)
+    with pytest.warns(UserWarning, match="energy zeros probably differ"):
+        adversarial_direction(many, EMT(), _lj())  # EMT and LJ have unrelated zeros
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        direction = adversarial_direction(many, EMT(), _lj(), energy_offset_ev="mean")
+    assert np.abs(direction).max() > 0

@@ -122,3 +122,18 @@ def test_feature_audit_takes_a_sweep() -> None:
     res = feature_audit(model, "1", x, labels, sweep, task="classification")
     assert res.metadata["feature_layer"]["name"] == "1"
     assert res.kinds() == {"clean": "clean", "random_sign": "random", "fgsm": "adversarial"}
+
+
+def test_per_sample_values_and_epsilons_are_read_by_name() -> None:
+    from scirobust import DataError
+
+    model, x, y = _model_and_data()
+    res = audit(model, x, y, Sweep(epsilons=[0.2, 0.1], n_random=2, metrics=["mae"]))
+    assert res.epsilons == [0.1, 0.2]
+    clean = res.samples("clean", 0.0, "mae")
+    with torch.no_grad():
+        expected = (model(x) - y).abs().mean(dim=1, keepdim=True).double().numpy()
+    assert clean.shape == (20, 1) and abs(clean - expected).max() < 1e-6
+    assert res.samples("fgsm", 0.1, "mae").mean() > clean.mean()
+    with pytest.raises(DataError, match=r"fgsm\|0\.1"):
+        res.samples("fgsm", 0.3, "mae")

@@ -30,7 +30,14 @@ from scirobust.attacks import attack as run_attack
 from scirobust.attacks import get_spec, preserved_model_state
 from scirobust.errors import ConfigError, DataError
 from scirobust.metrics import DEFAULT_METRICS, Metric, Reduction, resolve_metric
-from scirobust.results import Perturbed, Record, Results, atomic_write_bytes, ratio_records
+from scirobust.results import (
+    Perturbed,
+    Record,
+    Results,
+    atomic_write_bytes,
+    per_sample_key,
+    ratio_records,
+)
 from scirobust.sweep import AttackRun, Sweep, SweepOptions
 
 ObjectiveBuilder = Callable[[Tensor], obj.Objective]
@@ -487,7 +494,7 @@ def audit(
                         kind=kind, variable=row.variable,
                     ))
                 if keep_per_sample:
-                    results.per_sample[f"{label}|{eps!r}|{m.name}"] = _per_sample_mean(
+                    results.per_sample[per_sample_key(label, eps, m.name)] = _per_sample_mean(
                         cell, m.name
                     )
             if keep_perturbed and cell.inputs is not None and cell.outputs is not None:

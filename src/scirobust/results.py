@@ -270,6 +270,11 @@ def upgrade_legacy_rows(rows: list[dict[str, Any]], metadata: dict[str, Any]) ->
     return out
 
 
+def per_sample_key(attack: str, epsilon: float, metric: str) -> str:
+    """Key of one cell's per-sample array in ``Results.per_sample`` and ``per_sample.npz``."""
+    return f"{attack}|{float(epsilon)!r}|{metric}"
+
+
 def _read_csv_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a results.csv, refusing a truncated or malformed file (file and line named)."""
     with path.open(newline="", encoding="utf-8") as handle:
@@ -369,6 +374,22 @@ class Results:
     def metrics(self) -> list[str]:
         """Metric names in order of first appearance."""
         return list(dict.fromkeys(r.metric for r in self.records))
+
+    @property
+    def epsilons(self) -> list[float]:
+        """Perturbation sizes > 0 in increasing order."""
+        return sorted({r.epsilon for r in self.records if r.epsilon > 0})
+
+    def samples(self, attack: str, epsilon: float, metric: str) -> np.ndarray:
+        """Per-sample components of ``metric`` in the cell (``attack``, ``epsilon``), averaged
+        over random draws, shape ``(N, k)`` (kept by ``audit(..., keep_per_sample=True)``;
+        the clean cell is ``("clean", 0.0)``). ``metric`` is the metric's registry name."""
+        key = per_sample_key(attack, epsilon, metric)
+        if key not in self.per_sample:
+            cells = sorted({k.rsplit("|", 1)[0] for k in self.per_sample}) or ["none"]
+            raise DataError(f"No per-sample values of {metric!r} for {attack!r} at epsilon "
+                            f"{epsilon!r}; the results hold cells {', '.join(cells)}.")
+        return self.per_sample[key]
 
     @property
     def variables(self) -> list[str]:

@@ -17,6 +17,7 @@ configurations, never NaN.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,12 +69,36 @@ class DirectionData:
         return 2.0 * self.energy_difference_ev[:, None, None] * diff
 
 
-def resolve_offset(offset: float | str, e_acc: np.ndarray, e_app: np.ndarray) -> float:
-    """A float offset (eV) from a number or ``"mean"`` (mean of E_acc - E_app)."""
+def resolve_offset(offset: float | str, e_acc: np.ndarray, e_app: np.ndarray,
+                   n_atoms: int = 1) -> float:
+    """A float offset (eV) from a number or ``"mean"`` (mean of E_acc - E_app).
+
+    Energies of two codes are defined up to a constant (e.g. BKS vs a universal potential
+    differ by ~100 eV per cell); left in, that constant dominates E_acc - E_app and so the
+    adversarial direction. ``"mean"`` on a single structure is refused (it would make the
+    difference, and A, exactly zero); a numeric offset that leaves a mean gap far larger than
+    its spread over structures (or above 1 eV/atom) is warned about.
+    """
+    gap = np.asarray(e_acc, dtype=np.float64) - np.asarray(e_app, dtype=np.float64)
     if isinstance(offset, str):
         if offset != "mean":
             raise DataError(f"energy_offset_ev must be a number (eV) or 'mean'; got {offset!r}.")
-        return float(np.mean(e_acc - e_app))
+        if gap.size < 2:
+            raise DataError(
+                "energy_offset_ev='mean' needs several structures: on one structure the fitted "
+                "offset makes E_acc - E_app, and so the adversarial direction, exactly zero. "
+                "Fit the offset on a set of structures and pass it as a number (eV)."
+            )
+        return float(np.mean(gap))
+    rest = gap - float(offset)
+    mean, spread = float(np.mean(rest)), float(np.std(rest)) if rest.size > 1 else 0.0
+    if abs(mean) > 1.0 * n_atoms or (rest.size > 1 and abs(mean) > 10 * spread > 0):
+        warnings.warn(
+            f"The two models' energies differ by {mean:.4g} eV on average (spread "
+            f"{spread:.3g} eV over {rest.size} structure(s)) after the offset "
+            f"{float(offset):g} eV: their energy zeros probably differ, and the constant "
+            "dominates the adversarial direction. Pass energy_offset_ev='mean' (several "
+            "structures) or the known offset in eV.", stacklevel=3)
     return float(offset)
 
 
@@ -95,7 +120,7 @@ def compute_directions(
     acc = as_evaluator(accurate, configs.template, batch_size)
     e_app, f_app = app.energies_and_forces(configs.positions)
     e_acc, f_acc = acc.energies_and_forces(configs.positions)
-    offset = resolve_offset(energy_offset_ev, e_acc, e_app)
+    offset = resolve_offset(energy_offset_ev, e_acc, e_app, configs.n_atoms)
     return DirectionData(configs, e_app, e_acc, f_app, f_acc, offset)
 
 
