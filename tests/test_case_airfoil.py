@@ -12,7 +12,10 @@ import torch
 from scirobust import Budget, attack, objectives
 from scirobust.cases import CaseOptions, get_case
 from scirobust.cases._joukowski import (
-    circle_cp,
+    ExactStream,
+    JoukowskiPinn,
+    StreamNet,
+    circle_velocity,
     integrated_lift_coefficient,
     inverse_joukowski,
     kutta_joukowski_lift_coefficient,
@@ -20,13 +23,13 @@ from scirobust.cases._joukowski import (
 )
 from scirobust.cases.airfoil import (
     AirfoilSettings,
-    ExactStream,
-    JoukowskiPinn,
-    StreamNet,
     coordinate_mask,
+    cp_error,
+    measure_case,
     run_airfoil,
     surface_batch,
 )
+from scirobust.sweep import Sweep, stable_int
 
 f64 = torch.float64
 
@@ -49,7 +52,9 @@ def test_lift_of_reference_airfoil() -> None:
 def test_cylinder_limit() -> None:
     theta = torch.linspace(0, 2 * math.pi, 37, dtype=f64)
     expected = 1 - 4 * torch.sin(theta) ** 2
-    assert torch.allclose(circle_cp(theta, 0.0, 0j), expected, atol=1e-13)
+    zeta, _ = surface_points(theta, 0j)
+    cp_circle = 1 - circle_velocity(zeta, 0.0, 0j).abs() ** 2
+    assert torch.allclose(cp_circle, expected, atol=1e-13)
 
 
 def test_inverse_map_returns_exterior_preimage() -> None:
@@ -97,6 +102,39 @@ def test_mask_leaves_parameter_inputs_bit_for_bit(method: str) -> None:
     assert (step > 0).any()
 
 
+def test_cp_error_is_relative_l2_of_the_surface_with_case_label() -> None:
+    torch.manual_seed(0)
+    cp, ref = torch.randn(50, 1, dtype=f64), torch.randn(50, 1, dtype=f64)
+    metric = cp_error("case 3")
+    (row,) = metric.reduce(metric.components(cp, ref).numpy())
+    assert row.value == float(torch.linalg.vector_norm(cp - ref) / torch.linalg.vector_norm(ref))
+    assert (row.metric, row.variable) == ("cp_relative_l2", "case 3") and row.stderr > 0
+
+
+def test_exact_control_sees_the_same_random_draws() -> None:
+    torch.manual_seed(0)
+    settings = AirfoilSettings(hidden=8, depth=2, n_surface=30, n_random=3)
+    model = JoukowskiPinn(StreamNet(settings).double()).eval()
+    exact = JoukowskiPinn(ExactStream())
+    case = settings.test_cases[0]
+    records, ev = measure_case(model, exact, case, "case 1", settings, seed=0)
+    assert {r.variable for r in records} == {"case 1"}
+    assert ev["params_unchanged"] and 0 <= ev["fgsm_inside_body"] <= 30
+    # Regenerate the sweep's random draws: both models' random rows come from the same points
+    # (relative L2 of the squared errors averaged over draws).
+    inputs, ref = surface_batch(*case, 30)
+    budget = Budget(eps=settings.epsilon, relative=True, mask=coordinate_mask())
+    sweep = Sweep(epsilons=[settings.epsilon], seed=stable_int(0, "airfoil", "case 1"))
+    draws = [attack(model, inputs, None, budget, "random_sign",
+                    generator=sweep.generator("random_sign", settings.epsilon, d))
+             for d in range(3)]
+    for name, net in (("pinn", model), ("exact_potential", exact)):
+        with torch.no_grad():
+            sq = torch.stack([((net(x) - ref) ** 2).sum() for x in draws]).mean()
+        (row,) = [r for r in records if r.model == name and r.kind == "random"]
+        assert row.value == pytest.approx(float((sq / (ref**2).sum()).sqrt()), rel=1e-12)
+
+
 def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     base = AirfoilSettings.quick()
     settings = dataclasses.replace(
@@ -112,9 +150,16 @@ def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     stems = {p.stem for p in (tmp_path / "figures" / "case").glob("*.png")}
     assert {"airfoil_1_cp_random", "airfoil_2_cp_fgsm", "airfoil_3_cp_error_bars"} <= stems
     res = out.results
-    assert set(res.attacks) == {"clean", "random_sign", "fgsm"}
-    pinn = res.select(model="pinn", metric="cp_relative_l2[case 1]")
-    assert {r.attack for r in pinn} == {"clean", "random_sign", "fgsm"}
+    assert res.kinds() == {"clean": "clean", "random_sign": "random", "fgsm": "adversarial"}
+    assert res.variables == ["case 1", "case 2"]
+    rows = {r.kind: r.value for r in res.select(model="pinn", variable="case 1")}
+    assert rows.keys() == {"clean", "random", "adversarial", "ratio"}
+    assert rows["ratio"] == rows["adversarial"] / rows["random"]
+    # Mean over the cases: variable "", n = number of cases.
+    mean = res.select(model="pinn", variable="", kind="adversarial")
+    assert [r.n for r in mean] == [2] and mean[0].value == pytest.approx(np.mean(
+        [res.value(model="pinn", variable=v, kind="adversarial") for v in ("case 1", "case 2")]))
+    assert len(res.select(model="exact_potential", variable="", kind="random")) == 1
     assert all(np.isfinite(r.value) for r in res.records)
     assert "bit for bit: yes" in " ".join(res.metadata["notes"])
-    assert len(out.summary) == 3
+    assert len(res.metadata["verdicts"]) == 2 and len(out.summary) == 3

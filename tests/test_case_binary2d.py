@@ -1,10 +1,12 @@
-"""binary2d case: quick mode writes the standard outputs with sane numbers."""
+"""binary2d case: quick mode writes the standard outputs with sane, structured records."""
 
 from __future__ import annotations
 
 import csv
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from scirobust.cases import CaseOptions, get_case
@@ -22,28 +24,43 @@ def test_data_are_labelled_by_the_sign_of_x1():
 def test_quick_mode_writes_outputs(tmp_path):
     out = get_case("binary2d").run(CaseOptions(output=tmp_path, quick=True))
     assert out.report.exists() and out.report.name == "report.html"
-    for name in ("packet_landscapes", "accuracy_over_epochs", "spreads_over_epochs"):
+    for name in ("packet_landscapes", "over_epochs"):
         assert (tmp_path / "figures" / "case" / f"{name}.png").stat().st_size > 0
         assert (tmp_path / "figures" / "case" / f"{name}.svg").exists()
     with (tmp_path / "tables" / "binary2d_trends.csv").open() as handle:
-        trends = list(csv.DictReader(handle))
-    assert {r["quantity"] for r in trends} >= {"accuracy/clean", "delta_x/clean"}
+        trends = {(r["metric"], r["attack"]) for r in csv.DictReader(handle)}
+    assert trends >= {("accuracy", "clean"), ("delta_x", "clean"), ("delta_p_slice", "clean")}
 
     loaded = Results.load(tmp_path)
-    assert len(loaded) == len(out.results) > 0
-    assert {r.case for r in loaded} == {"binary2d"}
-    assert {"accuracy", "delta_x", "delta_p", "delta_x_delta_p"} <= set(loaded.metrics)
-    assert set(loaded.attacks) == {"clean", "random_sign", "fgsm", "pgd_linf"}
-    last = "mlp@epoch=60"
-    acc = loaded.value(model=last, attack="clean", metric="accuracy")
+    assert len(loaded) == len(out.results) > 0 and {r.case for r in loaded} == {"binary2d"}
+    assert loaded.kinds() == {"clean": "clean", "random_sign": "random", "fgsm": "adversarial",
+                              "pgd_linf": "adversarial", "envelope": "envelope"}
+    # One label per seed plus their mean; epochs live in step, classes in variable.
+    seeds = out.results.metadata["seeds"]
+    assert {r.model for r in loaded} == {"mlp", *seeds} and len(seeds) == 2
+    assert {r.step for r in loaded} == {1, 30, 60} and {r.variable for r in loaded} == {
+        "", "y0", "y1"}
+
+    def value(metric: str, attack: str = "clean", step: int = 60, model: str = "mlp",
+              variable: str = "") -> float:
+        return loaded.value(model=model, metric=metric, attack=attack, step=step,
+                            variable=variable)
+
+    acc = value("accuracy")
     assert 0.8 < acc <= 1.0
-    assert loaded.value(model=last, attack="fgsm", metric="accuracy") <= acc + 1e-9
-    for metric in ("delta_x", "delta_p", "delta_x_delta_p"):
-        value = loaded.value(model=last, attack="clean", metric=metric)
-        assert math.isfinite(value) and value > 0
+    assert value("accuracy", "envelope") == min(value("accuracy", a) for a in ("fgsm", "pgd_linf"))
+    assert value("accuracy", "envelope") <= acc
+    per_seed = [value("accuracy", "random_sign", model=m) for m in seeds]
+    pooled = loaded.select(model="mlp", attack="random_sign", step=60)[0]
+    assert (pooled.value, pooled.spread, pooled.n) == (np.mean(per_seed),
+                                                       np.std(per_seed, ddof=1), 2)
+    for metric in ("delta_x", "delta_p", "delta_x_delta_p", "delta_x_slice"):
+        assert math.isfinite(value(metric)) and value(metric) > 0
+        assert value(metric) == pytest.approx(
+            (value(metric, variable="y0") + value(metric, variable="y1")) / 2)
     # Training sharpens the packet: Δp grows from the (nearly flat) initial network.
-    assert (loaded.value(model=last, attack="clean", metric="delta_p")
-            > loaded.value(model="mlp@epoch=1", attack="clean", metric="delta_p"))
+    assert value("delta_p") > value("delta_p", step=1)
     meta = out.results.metadata
-    assert meta["description"] and len(meta["notes"]) >= 3
-    assert out.summary[0][0] == "quantity" and len(out.summary) > 1
+    assert meta["step_label"] == "epoch" and len(meta["notes"]) >= 4
+    assert meta["verdicts"][1]["outcome"] in ("reproduced", "partly")  # the Δx, Δp trends
+    assert out.summary[0][0] == "metric" and len(out.summary) > 1

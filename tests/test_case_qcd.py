@@ -15,6 +15,7 @@ from scirobust.cases._qcd_physics import (
     D_G,
     D_S,
     D_UD,
+    DLQP,
     P_IDEAL,
     hotqcd_e_over_t4,
     hotqcd_p_over_t4,
@@ -22,7 +23,7 @@ from scirobust.cases._qcd_physics import (
     momentum_integral,
     thermodynamics,
 )
-from scirobust.cases.qcd import DLQP, QcdSettings, attack_temperatures, run_qcd
+from scirobust.cases.qcd import QcdSettings, audit_temperatures, run_qcd, temperature_errors
 
 f64 = torch.float64
 
@@ -84,18 +85,34 @@ def test_autograd_energy_density_is_thermodynamically_consistent() -> None:
     assert torch.allclose(massless["e_over_t4"], 3 * massless["p_over_t4"], rtol=1e-12)
 
 
-def test_fgsm_moves_temperature_by_exactly_eps() -> None:
+def test_audit_flags_random_where_the_side_fgsm_avoided_is_worse() -> None:
+    # 1-D input: FGSM moves T by exactly ±eps; every random_sign draw lands on T + eps or
+    # T - eps, so its mean lies between the two and exceeds FGSM iff the other side is worse.
     torch.manual_seed(0)
     model = DLQP(hidden=8, blocks=1).double().eval()
     temps = np.linspace(0.2, 0.34, 8)
-    errors = attack_temperatures(model, temps, (0.005, 0.01))
-    for key in ("0.005", "0.01"):
-        assert set(np.unique(errors[f"fgsm_sign_{key}"])) <= {-1.0, 1.0}
-        fgsm_side = np.where(errors[f"fgsm_sign_{key}"] > 0, errors[f"plus_{key}"],
-                             errors[f"minus_{key}"])
-        np.testing.assert_allclose(errors[f"fgsm_{key}"], fgsm_side, rtol=1e-12)
-        np.testing.assert_allclose(
-            errors[f"random_{key}"], 0.5 * (errors[f"plus_{key}"] + errors[f"minus_{key}"]))
+    settings = dataclasses.replace(QcdSettings.quick(), epsilons_gev=(0.005, 0.01), n_random=16)
+    results = audit_temperatures(model, temps, settings, seed=3)
+    errors = temperature_errors(results, temps)
+
+    def error(t: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(t)[:, None]
+        with torch.no_grad():
+            return (model(t) - hotqcd_p_over_t4(t)).abs()[:, 0].numpy()
+
+    np.testing.assert_allclose(errors["clean"], error(temps), rtol=1e-12)
+    for eps in settings.epsilons_gev:
+        k, sign = f"{eps:g}", errors[f"fgsm_sign_{eps:g}"]
+        assert set(np.unique(sign)) <= {-1.0, 1.0}
+        fgsm_side, other_side = error(temps + sign * eps), error(temps - sign * eps)
+        np.testing.assert_allclose(errors[f"fgsm_{k}"], fgsm_side, rtol=1e-12)
+        low, high = np.minimum(fgsm_side, other_side), np.maximum(fgsm_side, other_side)
+        assert np.all((errors[f"random_{k}"] >= low * (1 - 1e-12))
+                      & (errors[f"random_{k}"] <= high * (1 + 1e-12)))
+        np.testing.assert_array_equal(errors[f"random_{k}"] > errors[f"fgsm_{k}"],
+                                      other_side > fgsm_side)
+    again = temperature_errors(audit_temperatures(model, temps, settings, seed=3), temps)
+    np.testing.assert_array_equal(again["random_0.01"], errors["random_0.01"])
 
 
 def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
@@ -112,6 +129,11 @@ def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     assert set(res.attacks) == {"clean", "random_sign", "fgsm"}
     assert {r.epsilon for r in res.select(attack="fgsm")} == {0.005, 0.01}
     assert all(np.isfinite(r.value) for r in res.records)
+    fraction = res.select(metric="fraction_random_exceeds_fgsm")
+    assert [(r.kind, r.baseline) for r in fraction] == [("adversarial", "random_sign")] * 2
+    flags = res.per_sample["random_sign|0.01|mae"] > res.per_sample["fgsm|0.01|mae"]
+    assert res.value(metric="fraction_random_exceeds_fgsm", epsilon=0.01) == flags.mean()
+    assert res.metadata["verdicts"][0]["claim"]
     notes = " ".join(res.metadata["notes"])
     assert "ε/T⁴" in notes and "Stand-in" in notes
-    assert out.summary[0][0] == "attack" and len(out.summary) == 6
+    assert len(out.summary) == 3  # header + one row per eps

@@ -1,43 +1,28 @@
 """Physics of the QCD equation-of-state case: the HotQCD 2014 parametrisation and a
-differentiable quasi-particle gas.
+differentiable quasi-particle gas. Float64 throughout.
 
-Units: temperatures and masses in GeV; ``ln Z / V`` in GeV³; pressure and energy density in
-GeV⁴. Dimensionless ratios (``p/T⁴``, ``ε/T⁴``, ``s/T³``) are what the lattice literature
-quotes and what the case plots. Everything is float64.
-
-* `hotqcd_p_over_t4` — the HotQCD 2014 parametrisation of ``p/T⁴`` (Bazavov et al.,
-  PRD 90, 094503, Eq. 16 and Table III), valid for 130–400 MeV; `hotqcd_e_over_t4` its energy
-  density ``ε/T⁴ = 3 p/T⁴ + t d(p/T⁴)/dt`` by autograd.
-* `ln_z_over_v` — ``ln Z / V`` of an ideal gas of quasi-gluons and quasi-quarks with
-  temperature-dependent masses, the momentum integral done by Gauss–Laguerre quadrature so
-  the whole expression stays differentiable in the masses and in ``T``.
-* `thermodynamics` — ``P = T ln Z/V``, ``ε = T² ∂(ln Z/V)/∂T`` (autograd through the masses),
-  ``s = (ε + P)/T``.
+Units: temperatures and masses in GeV, ``ln Z / V`` in GeV³, pressure and energy density in
+GeV⁴; the lattice literature quotes (and the case plots) the ratios ``p/T⁴``, ``ε/T⁴``,
+``s/T³``. `hotqcd_p_over_t4` is the HotQCD parametrisation (Bazavov et al., PRD 90, 094503,
+Eq. 16 and Table III; valid 130–400 MeV); `ln_z_over_v` the ideal gas of quasi-gluons and
+quasi-quarks with temperature-dependent masses (Gauss–Laguerre quadrature, differentiable in
+the masses and in ``T``); `thermodynamics` gives ``P``, ``ε`` (autograd) and ``s`` from it.
+`DLQP` is the deep-learning quasi-particle model: that gas with masses from three MLPs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = [
-    "D_G",
-    "D_S",
-    "D_UD",
-    "HOTQCD_TC_GEV",
-    "HOTQCD_VALID_GEV",
-    "P_IDEAL",
-    "hotqcd_e_over_t4",
-    "hotqcd_p_over_t4",
-    "laguerre_nodes",
-    "ln_z_over_v",
-    "momentum_integral",
-    "thermodynamics",
-]
+__all__ = ["DLQP", "D_G", "D_S", "D_UD", "HOTQCD_TC_GEV", "HOTQCD_VALID_GEV", "P_IDEAL",
+           "ResidualMLP", "hotqcd_e_over_t4", "hotqcd_p_over_t4", "laguerre_nodes", "ln_z_over_v",
+           "momentum_integral", "thermodynamics"]
 
 # --------------------------------------------------------------------------- HotQCD 2014
 HOTQCD_TC_GEV = 0.154
@@ -95,15 +80,12 @@ D_UD = 24
 D_S = 12
 """Degeneracy of s quarks with antiquarks (2 spins × 3 colours × 2)."""
 
-_QUADRATURE: dict[int, tuple[Tensor, Tensor]] = {}
 
-
+@functools.cache
 def laguerre_nodes(n: int) -> tuple[Tensor, Tensor]:
     """Gauss–Laguerre nodes and weights (float64): ``∫₀^∞ e^{-x} g(x) dx ≈ Σ wᵢ g(xᵢ)``."""
-    if n not in _QUADRATURE:
-        x, w = np.polynomial.laguerre.laggauss(n)
-        _QUADRATURE[n] = (torch.from_numpy(x), torch.from_numpy(w))
-    return _QUADRATURE[n]
+    x, w = np.polynomial.laguerre.laggauss(n)
+    return torch.from_numpy(x), torch.from_numpy(w)
 
 
 def momentum_integral(mass_over_t: Tensor, statistics: int, n_nodes: int = 64) -> Tensor:
@@ -165,3 +147,59 @@ def thermodynamics(
     if not create_graph:
         out = {k: v.detach() for k, v in out.items()}
     return out
+
+
+# --------------------------------------------------------------------------- DLQP model
+class ResidualMLP(nn.Module):
+    """Scalar function of the temperature: lift → residual tanh blocks → linear head."""
+
+    def __init__(self, hidden: int, blocks: int, out_bias: float) -> None:
+        super().__init__()
+        self.lift = nn.Linear(1, hidden)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, hidden))
+            for _ in range(blocks)
+        )
+        self.head = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.constant_(self.head.bias, out_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.tanh(self.lift(x))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(h)
+
+
+class DLQP(nn.Module):
+    """Deep-learning quasi-particle model: ``T`` (GeV, shape (N, 1)) → ``p/T⁴`` (N, 1).
+
+    Three residual MLPs give the masses (GeV, made positive by softplus) of quasi-gluons,
+    quasi-u/d and quasi-s quarks; ``ln Z/V`` of the quasi-particle gas follows by quadrature.
+    """
+
+    species = ("g", "ud", "s")
+
+    def __init__(self, hidden: int = 32, blocks: int = 2, n_quadrature: int = 64) -> None:
+        super().__init__()
+        # softplus(0.5) ≈ 0.97 GeV: start heavy, the pressure starts below the lattice one.
+        self.mass_nets = nn.ModuleList(ResidualMLP(hidden, blocks, 0.5) for _ in range(3))
+        self.n_quadrature = n_quadrature
+
+    def masses(self, temperature_gev: Tensor) -> Tensor:
+        """Quasi-particle masses (GeV), columns g, ud, s; shape (N, 3)."""
+        x = (temperature_gev - 0.25) / 0.1
+        return torch.cat([nn.functional.softplus(net(x)) for net in self.mass_nets], dim=-1)
+
+    def ln_z_over_v(self, temperature_gev: Tensor) -> Tensor:
+        """``ln Z / V`` in GeV³, shape (N, 1)."""
+        m = self.masses(temperature_gev)
+        return ln_z_over_v(temperature_gev, m[..., 0:1], m[..., 1:2], m[..., 2:3],
+                           self.n_quadrature)
+
+    def forward(self, temperature_gev: Tensor) -> Tensor:
+        return self.ln_z_over_v(temperature_gev) / temperature_gev**3
+
+    def thermodynamics(self, temperature_gev: Tensor) -> dict[str, Tensor]:
+        """p/T⁴, ε/T⁴, s/T³ (and P, ε in GeV⁴) with ε from autograd (detached)."""
+        return thermodynamics(self.ln_z_over_v, temperature_gev)

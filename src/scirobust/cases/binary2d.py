@@ -1,31 +1,23 @@
 """Binary 2-D demo of the uncertainty relation (paper 001 §3.2, Fig. 4; SCIENCE.md §9).
 
-Points uniform in the square [−1, 1]², labelled by the sign of x₁ (class 1: x₁ > 0); a small
-fully connected network is trained for 500 epochs with 5 seeds. After selected epochs we
-record the test accuracy, the robust accuracy under FGSM and PGD (L-inf, ε = 0.1) and under
-the random-sign control of the same size, and the spreads Δx, Δp of the neural packet
-ψ_Y = CE/√β of both classes, computed *exactly* (composite Simpson quadrature) with
-`scirobust.uncertainty.class_spreads`:
+An MLP classifies points uniform in [−1, 1]² by the sign of x₁ (500 epochs, 5 seeds). At
+selected epochs a `RobustnessTracker` records clean accuracy, accuracy under random sign, FGSM
+and PGD (L-inf, ε = 0.1 in input units) and their envelope; `class_spreads` gives the exact
+spreads Δx, Δp, Δx·Δp of the packet ψ_Y = CE/√β of both classes (Simpson quadrature) on the
+square (``delta_x``, ...) and on the paper's slice x₂ = 0 (``delta_x_slice``, ...). What is
+exact and what was chosen is listed in the run's notes.
 
-* on the whole 2-D square (``delta_x``, ``delta_p``, ``delta_x_delta_p``; mean over the two
-  classes), and
-* on the slice x₂ = 0 as in the paper's Fig. 4E (``*_slice``).
-
-Exact: data law, labelling rule, epochs, seeds, the packet definition and its integrals.
-Choices (the paper does not state them; fixed before running): the square [−1, 1]², 1000
-training / 1000 test points, an MLP 2-64-64-64-2 with ReLU, Adam (lr 10⁻³, batch 100), ε = 0.1
-(the MNIST amplitude of §8), PGD 10 steps of 0.25ε with random start.
-
-Results convention: one model label per evaluated epoch, ``model="mlp@epoch=E"``; attack
-``clean`` (ε = 0) for clean accuracy and the spreads; value = mean over seeds, ``spread`` =
-standard deviation over seeds, ``stderr`` = spread/√seeds, ``n`` = number of seeds.
+Records: ``step`` = epoch; model ``mlp_seed<S>`` = one seed (``metadata["seeds"]``), ``mlp`` =
+their mean (``spread`` = SD over seeds, ``stderr`` = SD/√seeds, ``n`` = seeds). Spreads are
+``kind="clean"`` rows (ε = 0) with ``variable`` "y0" / "y1" per class and "" for their mean.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +25,27 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from scirobust import objectives
-from scirobust.attacks import attack
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput
-from scirobust.report import COLORS, save_figure, write_report
-from scirobust.results import Record, Results, atomic_write_text
+from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish
+from scirobust.report import COLORS, save_case_figure, write_case_table
+from scirobust.results import Record, Results
+from scirobust.sweep import Sweep
+from scirobust.training import RobustnessTracker, fit
 from scirobust.uncertainty import Box, class_spreads
 
 CASE_NAME = "binary2d"
+MODEL = "mlp"
 ATTACKS = ("random_sign", "fgsm", "pgd_linf")
-SPREAD_METRICS = ("delta_x", "delta_p", "delta_x_delta_p")
+SPREADS = {"delta_x": "delta_x", "delta_p": "delta_p", "delta_x_delta_p": "product"}  # -> Spreads
+# The paper's trends over training, as (metric, attack, sign of the change) per claim.
+CLAIMS = (
+    ("Training raises test accuracy while robust accuracy under FGSM and PGD falls.",
+     (("accuracy", "clean", +1), ("accuracy", "fgsm", -1), ("accuracy", "pgd_linf", -1))),
+    ("Training narrows the packet in input space (Δx falls) and widens it in the conjugate "
+     "space (Δp rises), on the square and on the slice x₂ = 0.",
+     (("delta_x", "clean", -1), ("delta_p", "clean", +1),
+      ("delta_x_slice", "clean", -1), ("delta_p_slice", "clean", +1))),
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,6 @@ class Binary2dSettings:
     grid_points: int = 401
     slice_points: int = 801  # 1-D quadrature on x₂ = 0
     landscape_points: int = 61
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def full(cls) -> Binary2dSettings:
@@ -94,47 +95,38 @@ def make_model(settings: Binary2dSettings, seed: int) -> nn.Module:
     """MLP 2 → hidden × depth (ReLU) → 2 logits, initialised from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        layers: list[nn.Module] = []
-        width = 2
-        for _ in range(settings.depth):
-            layers += [nn.Linear(width, settings.hidden), nn.ReLU()]
-            width = settings.hidden
-        layers.append(nn.Linear(width, 2))
-        return nn.Sequential(*layers)
+        widths = itertools.pairwise([2] + [settings.hidden] * settings.depth)
+        return nn.Sequential(*(m for a, b in widths for m in (nn.Linear(a, b), nn.ReLU())),
+                             nn.Linear(settings.hidden, 2))
 
 
-def _accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
+def make_sweep(settings: Binary2dSettings, seed: int) -> Sweep:
+    """Random sign, FGSM and PGD at ε = ``settings.eps`` (L-inf, input units) inside the
+    square; random draws and PGD starts seeded by ``seed`` (the same draws at every epoch)."""
+    return Sweep(epsilons=(settings.eps,), budget=Budget(norm="linf", bounds=(-1.0, 1.0)),
+                 attacks=("random_sign", "fgsm", {"name": "pgd_linf", "steps": settings.pgd_steps}),
+                 metrics=("accuracy",), n_random=settings.random_draws, seed=seed)
 
 
-def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, settings: Binary2dSettings, generator: torch.Generator
-) -> dict[str, float]:
-    """Clean/robust accuracy and exact packet spreads of ``model`` at one epoch."""
-    budget = Budget(eps=settings.eps, norm="linf", bounds=(-1.0, 1.0))
-    out = {"accuracy/clean": _accuracy(model, x, y)}
-    objective = objectives.cross_entropy(y)
-    for name in ATTACKS:
-        draws = settings.random_draws if name == "random_sign" else 1
-        accs = []
-        for _ in range(draws):
-            kwargs = {"steps": settings.pgd_steps} if name == "pgd_linf" else {}
-            x_adv = attack(model, x, objective, budget, name, generator=generator, **kwargs)
-            accs.append(_accuracy(model, x_adv, y))
-        out[f"accuracy/{name}"] = float(np.mean(accs))
-    square = Box.cube(-1.0, 1.0, 2)
+def spread_records(model: nn.Module, settings: Binary2dSettings, model_name: str,
+                   epoch: int) -> list[Record]:
+    """Exact Δx, Δp, Δx·Δp of both classes on the square and on x₂ = 0 (kind "clean", ε = 0):
+    per class (variable "y0", "y1") and their mean (variable ""). ``stderr`` is the
+    quadrature's grid-refinement error estimate."""
     line = Box(torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 0.0]))  # the paper's x₂ = 0
-    for suffix, box, pts in (("", square, settings.grid_points),
-                             ("_slice", line, settings.slice_points)):
-        spreads = class_spreads(model, [0, 1], box, method="quadrature", grid_points=pts)
-        for y_cls, s in spreads.items():
-            out[f"delta_x{suffix}/y{y_cls}"] = s.delta_x
-            out[f"delta_p{suffix}/y{y_cls}"] = s.delta_p
-            out[f"delta_x_delta_p{suffix}/y{y_cls}"] = s.product
-        for m in SPREAD_METRICS:
-            out[f"{m}{suffix}/clean"] = float(np.mean([out[f"{m}{suffix}/y{c}"] for c in (0, 1)]))
-    return out
+    records = []
+    for suffix, box, points in (("", Box.cube(-1.0, 1.0, 2), settings.grid_points),
+                                ("_slice", line, settings.slice_points)):
+        spreads = class_spreads(model, [0, 1], box, method="quadrature", grid_points=points)
+        for metric, name in SPREADS.items():
+            rows = {f"y{c}": (getattr(s, name), getattr(s, f"{name}_stderr"))
+                    for c, s in spreads.items()}
+            # Both classes share the grid, so their errors add: the mean's error ≤ the mean.
+            rows[""] = tuple(float(np.mean(v)) for v in zip(*rows.values(), strict=True))
+            records += [Record(CASE_NAME, model_name, "clean", 0.0, metric + suffix, value, se,
+                               1, kind="clean", variable=variable, step=epoch)
+                        for variable, (value, se) in rows.items()]
+    return records
 
 
 def packet_landscape(model: nn.Module, label: int, points: int) -> tuple[np.ndarray, ...]:
@@ -150,44 +142,79 @@ def packet_landscape(model: nn.Module, label: int, points: int) -> tuple[np.ndar
     return g1.numpy(), g2.numpy(), (loss / beta.sqrt()).numpy()
 
 
-def train_seed(
-    settings: Binary2dSettings, seed: int, want_landscapes: bool
-) -> tuple[dict[int, dict[str, float]], dict[int, tuple[np.ndarray, ...]]]:
-    """Train one seed; evaluate after each epoch in ``settings.eval_epochs``."""
-    gen = torch.Generator().manual_seed(10_007 * seed + 1)
+def train_seed(settings: Binary2dSettings, seed: int, want_landscapes: bool
+               ) -> tuple[Results, dict[int, tuple[np.ndarray, ...]]]:
+    """Train one seed; track accuracies and spreads after each epoch in ``eval_epochs``."""
+    gen = torch.Generator().manual_seed(10_007 * seed + 1)  # data, then batch order
     x_train, y_train = make_data(settings.n_train, gen)
     x_test, y_test = make_data(settings.n_test, gen)
     model = make_model(settings, seed)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    evals: dict[int, dict[str, float]] = {}
+    label = f"{MODEL}_seed{seed}"
+    tracker = RobustnessTracker(x_test, y_test, make_sweep(settings, seed),
+                                at=settings.eval_epochs, model_name=label, case=CASE_NAME)
+    spreads: list[Record] = []
     landscapes: dict[int, tuple[np.ndarray, ...]] = {}
-    attack_gen = torch.Generator().manual_seed(seed + 99)
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        order = torch.randperm(settings.n_train, generator=gen)
-        for start in range(0, settings.n_train, settings.batch_size):
-            idx = order[start:start + settings.batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
-            loss.backward()
-            opt.step()
-        if epoch in settings.eval_epochs:
-            model.eval()
-            evals[epoch] = evaluate(model, x_test, y_test, settings, attack_gen)
+
+    def after_epoch(net: nn.Module, epoch: int) -> None:
+        if tracker.due(epoch):
+            spreads.extend(spread_records(net, settings, label, epoch))
         if want_landscapes and epoch in settings.landscape_epochs:
-            landscapes[epoch] = packet_landscape(model, 1, settings.landscape_points)
-    return evals, landscapes
+            landscapes[epoch] = packet_landscape(net, 1, settings.landscape_points)
+
+    fit(model, torch.optim.Adam(model.parameters(), lr=settings.lr), (x_train, y_train),
+        epochs=settings.epochs, tracker=tracker, batch_size=settings.batch_size,
+        generator=gen, on_epoch=after_epoch)
+    results = tracker.results
+    results.extend(spreads)
+    return results, landscapes
 
 
-def _trend(epochs: list[int], mean: np.ndarray, se: np.ndarray) -> tuple[float, float, float]:
-    """(change last − first, z of that change, Spearman rank correlation with epoch)."""
-    change = float(mean[-1] - mean[0])
-    denom = math.hypot(se[0], se[-1])
-    z = change / denom if denom > 0 else (math.inf if change else 0.0) * np.sign(change)
-    ranks_v = np.argsort(np.argsort(mean))
-    ranks_e = np.argsort(np.argsort(epochs))
-    rho = float(np.corrcoef(ranks_e, ranks_v)[0, 1]) if np.std(ranks_v) > 0 else 0.0
-    return change, float(z), rho
+def seed_means(records: list[Record], n_seeds: int) -> list[Record]:
+    """Model ``MODEL`` rows: per (attack, epsilon, metric, variable, step, kind) the mean over
+    the seeds' records; ``spread`` = SD over seeds, ``stderr`` = SD/√seeds, ``n`` = seeds."""
+    groups: dict[tuple, list[float]] = {}
+    for r in records:
+        key = (r.attack, r.epsilon, r.metric, r.variable, r.step, r.kind)
+        groups.setdefault(key, []).append(r.value)
+    out = []
+    for (attack, eps, metric, variable, step, kind), values in groups.items():
+        sd = float(np.std(values, ddof=1)) if n_seeds > 1 else math.nan
+        out.append(Record(CASE_NAME, MODEL, attack, eps, metric, float(np.mean(values)),
+                          sd / math.sqrt(n_seeds), n_seeds, sd, kind=kind, variable=variable,
+                          step=step))
+    return out
+
+
+def series(results: Results, metric: str, attack: str) -> tuple[list[int], np.ndarray, ...]:
+    """Seed-mean series of one metric over epochs: (epochs, mean, SD, stderr)."""
+    rows = sorted(results.select(model=MODEL, metric=metric, attack=attack, variable=""),
+                  key=lambda r: r.step)
+    return ([r.step for r in rows], *(np.array([getattr(r, f) for r in rows])
+                                      for f in ("value", "spread", "stderr")))
+
+
+def judge(results: Results, windows: list[int]) -> tuple[list[list], list[Verdict]]:
+    """Trend rows (metric, attack, from epoch, sign, first, last, change, z, as paper) and one
+    `Verdict` per claim; z = change / combined standard error over seeds."""
+    rows, verdicts = [], []
+    for claim, checks in CLAIMS:
+        passed, details = [], []
+        for (metric, attack, sign), start in itertools.product(checks, windows):
+            epochs, mean, _, se = series(results, metric, attack)
+            i = epochs.index(start)
+            first, last = mean[i], mean[-1]
+            change, denom = float(last - first), math.hypot(se[i], se[-1])
+            z = change / denom if denom > 0 else math.copysign(math.inf, change) if change else 0.0
+            passed.append(bool(np.sign(change) == sign and abs(z) > 2))
+            rows.append([metric, attack, start, "up" if sign > 0 else "down", first, last,
+                         change, z, "yes" if passed[-1] else "no"])
+            details.append(f"{metric} ({attack}) from epoch {start}: {change:+.3g}, z = {z:.3g}")
+        verdicts.append(Verdict(
+            claim, "each change from the start epoch to the last evaluated one has the paper's "
+            "sign and |z| > 2 (z = change / combined standard error over seeds)",
+            "reproduced" if all(passed) else "partly" if any(passed) else "not reproduced",
+            "; ".join(details) + "."))
+    return rows, verdicts
 
 
 def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None) -> CaseOutput:
@@ -195,125 +222,63 @@ def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None)
     started = time.perf_counter()
     settings = settings or (Binary2dSettings.quick() if options.quick else Binary2dSettings.full())
     directory = Path(options.output)
-    per_seed: list[dict[int, dict[str, float]]] = []
-    landscapes: dict[int, tuple[np.ndarray, ...]] = {}
-    for s in range(settings.seeds):
-        evals, land = train_seed(settings, options.seed + s, want_landscapes=s == 0)
-        per_seed.append(evals)
+    seeds = {f"{MODEL}_seed{options.seed + s}": options.seed + s for s in range(settings.seeds)}
+    results, landscapes, warnings = Results(), {}, []
+    for i, seed in enumerate(seeds.values()):
+        one, land = train_seed(settings, seed, want_landscapes=i == 0)
+        results.extend(one)
         landscapes.update(land)
-    epochs = sorted(per_seed[0])
-    keys = list(per_seed[0][epochs[0]])
-    values = {k: np.array([[ev[e][k] for e in epochs] for ev in per_seed]) for k in keys}
-    n_seeds = settings.seeds
-    mean = {k: v.mean(0) for k, v in values.items()}
-    sd = {k: (v.std(0, ddof=1) if n_seeds > 1 else np.full(len(epochs), np.nan))
-          for k, v in values.items()}
-    se = {k: sd[k] / math.sqrt(n_seeds) for k in keys}
+        warnings += [w for w in one.metadata["warnings"] if w not in warnings]
+    results.records[:0] = seed_means(results.records, settings.seeds)
 
-    records: list[Record] = []
-    for i, epoch in enumerate(epochs):
-        model_label = f"mlp@epoch={epoch}"
-        for k in keys:
-            metric, attack_name = k.split("/")
-            if attack_name.startswith("y"):  # per-class spreads go to the table only
-                continue
-            eps = 0.0 if attack_name == "clean" else settings.eps
-            records.append(Record(CASE_NAME, model_label, attack_name, eps, metric,
-                                  float(mean[k][i]), float(se[k][i]), n_seeds,
-                                  spread=float(sd[k][i])))
-
-    # Trends against the paper: accuracy up, robust accuracy down, Δx down, Δp up.
-    expected = {"accuracy/clean": +1, "accuracy/fgsm": -1, "accuracy/pgd_linf": -1,
-                "delta_x/clean": -1, "delta_p/clean": +1,
-                "delta_x_slice/clean": -1, "delta_p_slice/clean": +1}
+    epochs = series(results, "accuracy", "clean")[0]
     windows = sorted({epochs[0], *(e for e in settings.landscape_epochs[:1] if e in epochs)})
-    trend_rows = [["quantity", "from_epoch", "expected", "first", "last", "change", "z",
-                   "spearman", "reproduced"]]
-    verdicts: dict[str, bool] = {}
-    for start in windows:
-        i0 = epochs.index(start)
-        for k, sign in expected.items():
-            change, z, rho = _trend(epochs[i0:], mean[k][i0:], se[k][i0:])
-            ok = bool(np.sign(change) == sign and abs(z) > 2)
-            verdicts[f"{k} (from epoch {start})"] = ok
-            trend_rows.append([k, str(start), "up" if sign > 0 else "down",
-                               f"{mean[k][i0]:.4g}", f"{mean[k][-1]:.4g}", f"{change:+.4g}",
-                               f"{z:.3g}", f"{rho:.3g}", "yes" if ok else "no"])
-
-    # Tables.
-    tables = directory / "tables"
-    header = ["epoch"] + [f"{k}_{stat}" for k in keys for stat in ("mean", "sd")]
-    lines = [",".join(header)]
-    for i, epoch in enumerate(epochs):
-        row = [str(epoch)] + [f"{x[i]:.6g}" for k in keys for x in (mean[k], sd[k])]
-        lines.append(",".join(row))
-    atomic_write_text(tables / "binary2d_over_epochs.csv", "\n".join(lines) + "\n")
-    atomic_write_text(tables / "binary2d_trends.csv",
-                      "\n".join(",".join(r) for r in trend_rows) + "\n")
-
-    # Figures.
-    case_dir = directory / "figures" / "case"
-    _figure_landscapes(landscapes, case_dir)
-    _figure_accuracy(epochs, mean, sd, settings, case_dir)
-    _figure_spreads(epochs, mean, sd, case_dir)
-
-    reproduced = [k for k, ok in verdicts.items() if ok]
-    missing = [k for k, ok in verdicts.items() if not ok]
-    results = Results(records)
+    trend_rows, verdicts = judge(results, windows)
+    header = ["metric", "attack", "from_epoch", "expected", "first", "last", "change", "z",
+              "as_paper"]
+    write_case_table(directory / "tables" / "binary2d_trends.csv", header, trend_rows)
+    _figure_landscapes(landscapes, directory)
+    _figure_over_epochs(results, settings, directory)
     results.metadata.update({
         "case": CASE_NAME,
-        # records are per training epoch, not an epsilon sweep: only the case's own figures
-        "standard_figures": False,
+        "standard_figures": False,  # records are over epochs, not an epsilon sweep
+        "step_label": "epoch",
         "settings": asdict(settings),
+        "sweep": {**make_sweep(settings, options.seed).describe(),
+                  "seed": "the training seed of each model (see seeds)"},
+        "seeds": seeds,
+        "warnings": warnings,
         "quick": options.quick,
         "seed": options.seed,
         "elapsed_s": time.perf_counter() - started,
-        "trends": [dict(zip(trend_rows[0], r, strict=True)) for r in trend_rows[1:]],
         "description": (
-            "Paper 001 Fig. 4: a fully connected network classifies points of [−1, 1]² by "
-            f"the sign of x₁; {settings.epochs} epochs, {n_seeds} seeds. Test accuracy, robust "
-            f"accuracy under FGSM and PGD (L-inf, ε = {settings.eps}) and under the random-sign "
-            "control of the same size, and the spreads Δx, Δp of the neural packet "
-            "ψ_Y = CE/√β of both classes (exact 2-D quadrature; also on the slice x₂ = 0 as in "
-            "the paper), over epochs; mean ± standard deviation over seeds. Model label "
-            "'mlp@epoch=E' = the network after epoch E."
+            "Paper 001 Fig. 4: an MLP classifies points of [−1, 1]² by the sign of x₁ "
+            f"({settings.epochs} epochs, {settings.seeds} seeds). Over epochs (step): test "
+            f"accuracy, robust accuracy under FGSM and PGD (L-inf, ε = {settings.eps}), their "
+            "envelope and the random-sign control of the same size, and the exact spreads Δx, "
+            "Δp of the neural packet ψ_Y = CE/√β on the square and on the slice x₂ = 0."
         ),
         "notes": [
-            "Exact: data law (uniform), labelling by sign(x₁), epochs, seeds, the packet "
-            "definition; Δx, Δp, Δx·Δp are exact integrals (composite Simpson, "
-            f"{settings.grid_points}² points on the square, {settings.slice_points} on x₂ = 0), "
-            "not Monte Carlo.",
-            "Choices (not stated in the paper): square [−1, 1]², "
-            f"{settings.n_train} train / {settings.n_test} test points, MLP 2-"
-            f"{'-'.join([str(settings.hidden)] * settings.depth)}-2 ReLU, Adam lr "
-            f"{settings.lr:g}, batch {settings.batch_size}, ε = {settings.eps}, PGD "
-            f"{settings.pgd_steps} steps of 2.5ε/{settings.pgd_steps} with random start.",
-            "Record convention: value = mean over seeds, spread = SD over seeds, stderr = "
-            "SD/√seeds, n = seeds. Δ metrics are the mean over the two classes; per class in "
-            "tables/binary2d_over_epochs.csv.",
-            "Trend (a start epoch vs the last evaluated epoch, z = change / combined standard "
-            "error over seeds, reproduced if the sign matches the paper and |z| > 2; computed "
-            "from the numbers of this run): reproduced for "
-            + (", ".join(reproduced) or "none") + "; not reproduced for "
-            + (", ".join(missing) or "none") + ". Table: tables/binary2d_trends.csv.",
-            "Bound: on a box where the loss does not vanish at the edges the relation "
-            "Δx·Δp ≥ d/2 need not hold (an untrained, flat packet has Δp ≈ 0); values below "
-            "the bound are expected here and are not an error.",
+            "Exact: data law, labelling by sign(x₁), epochs, seeds, the packet definition; "
+            "Δx, Δp, Δx·Δp are integrals by composite Simpson quadrature "
+            f"({settings.grid_points}² points on the square, {settings.slice_points} on x₂ = 0).",
+            f"Choices (not stated in the paper): {settings.n_train} train / {settings.n_test} "
+            f"test points, MLP 2-{'-'.join([str(settings.hidden)] * settings.depth)}-2 ReLU, "
+            f"Adam lr {settings.lr:g}, batch {settings.batch_size}, ε = {settings.eps} (the "
+            f"MNIST amplitude of §8), PGD {settings.pgd_steps} steps of 2.5ε/{settings.pgd_steps} "
+            f"with random start, {settings.random_draws} random-sign draws (the same draws at "
+            "every epoch of a seed: one sweep seed per training seed).",
+            "Records: step = epoch. Model 'mlp' = mean over seeds (spread = SD over seeds, "
+            "stderr = SD/√seeds, n = seeds); 'mlp_seed<S>' = seed S (metadata 'seeds'). Δ "
+            "metrics: variable '' = mean of both classes, 'y0' / 'y1' per class.",
+            "Bound: on a box where the loss does not vanish at the edges Δx·Δp ≥ d/2 need not "
+            "hold (an untrained, flat packet has Δp ≈ 0); values below it are not an error.",
         ],
     })
-    results.save(directory)
-    report = write_report(results, directory,
-                          title="binary2d: accuracy, robustness and the uncertainty relation")
-    summary = [["quantity", "from epoch", "start", f"epoch {epochs[-1]}", "change", "as paper"]]
-    summary += [[r[0], r[1], r[3], r[4], r[5], r[8]] for r in trend_rows[1:]]
-    return CaseOutput(results, report, summary)
-
-
-def _band(ax, epochs, mean, sd, color, label, marker="o", linestyle="-"):
-    ax.plot(epochs, mean, color=color, marker=marker, markersize=3, linestyle=linestyle,
-            label=label)
-    if np.isfinite(sd).all():
-        ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, linewidth=0)
+    summary = [header, *([f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
+                         for row in trend_rows)]
+    return finish(results, directory, summary=summary, verdicts=verdicts,
+                  title="binary2d: accuracy, robustness and the uncertainty relation")
 
 
 def _figure_landscapes(landscapes: dict[int, tuple[np.ndarray, ...]], directory: Path) -> None:
@@ -322,51 +287,37 @@ def _figure_landscapes(landscapes: dict[int, tuple[np.ndarray, ...]], directory:
     zmax = max(float(landscapes[e][2].max()) for e in epochs)
     for i, epoch in enumerate(epochs):
         ax = fig.add_subplot(1, len(epochs), i + 1, projection="3d")
-        g1, g2, psi = landscapes[epoch]
-        ax.plot_surface(g1, g2, psi, cmap="viridis", linewidth=0, antialiased=True)
-        ax.set_zlim(0, zmax)
-        ax.set_xlabel("x₁")
-        ax.set_ylabel("x₂")
-        ax.set_zlabel("ψ(x₁, x₂; Y = 1)")
-        ax.set_title(f"epoch {epoch}")
-    fig.suptitle("Neural packet ψ = CE/√β of class 1 (seed 0); inputs dimensionless")
-    save_figure(fig, directory, "packet_landscapes")
+        ax.plot_surface(*landscapes[epoch], cmap="viridis", linewidth=0, antialiased=True)
+        ax.set(zlim=(0, zmax), xlabel="x₁", ylabel="x₂", zlabel="ψ(x₁, x₂; Y = 1)",
+               title=f"epoch {epoch}")
+    fig.suptitle("Neural packet ψ = CE/√β of class 1 (first seed); inputs dimensionless")
+    save_case_figure(fig, directory, "packet_landscapes",
+                     "Packet ψ of class 1 on the square at three epochs (first seed).")
 
 
-def _figure_accuracy(epochs, mean, sd, settings, directory: Path) -> None:
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    _band(ax, epochs, mean["accuracy/clean"], sd["accuracy/clean"], COLORS["clean"],
-          "test (clean)", linestyle="--")
-    for name in ATTACKS:
-        _band(ax, epochs, mean[f"accuracy/{name}"], sd[f"accuracy/{name}"], COLORS[name],
-              f"{name} (ε = {settings.eps})", marker="s" if name != "random_sign" else "o")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (fraction)")
-    ax.set_title("Test and robust accuracy over training (mean ± SD over seeds)")
-    ax.legend(fontsize=8)
-    save_figure(fig, directory, "accuracy_over_epochs")
-
-
-def _figure_spreads(epochs, mean, sd, directory: Path) -> None:
-    fig = Figure(figsize=(10.0, 3.6), layout="constrained")
-    labels = {"delta_x": "Δx (input units)", "delta_p": "Δp (1/input units)",
-              "delta_x_delta_p": "Δx·Δp (dimensionless)"}
-    for i, (m, label) in enumerate(labels.items()):
-        ax = fig.add_subplot(1, 3, i + 1)
-        _band(ax, epochs, mean[f"{m}/clean"], sd[f"{m}/clean"], COLORS["blue"],
-              "2-D square")
-        _band(ax, epochs, mean[f"{m}_slice/clean"], sd[f"{m}_slice/clean"], COLORS["orange"],
-              "slice x₂ = 0 (paper)", marker="s")
-        if m == "delta_x_delta_p":
-            ax.axhline(1.0, color=COLORS["blue"], linestyle=":", linewidth=1)
-            ax.axhline(0.5, color=COLORS["orange"], linestyle=":", linewidth=1)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
-    fig.suptitle("Packet spreads over training, mean of both classes (± SD over seeds); "
-                 "dotted: d/2")
-    save_figure(fig, directory, "spreads_over_epochs")
+def _figure_over_epochs(results: Results, settings: Binary2dSettings, directory: Path) -> None:
+    square, line = (COLORS["blue"], "2-D square"), (COLORS["orange"], "slice x₂ = 0 (paper)")
+    panels = {"accuracy (fraction)": [("accuracy", "clean", COLORS["clean"], "test (clean)")] + [
+        ("accuracy", a, COLORS[a], f"{a} (ε = {settings.eps})") for a in ATTACKS]}
+    for metric, unit in zip(SPREADS, ("Δx (input units)", "Δp (1/input units)",
+                                      "Δx·Δp (dimensionless; dotted: d/2)"), strict=True):
+        panels[unit] = [(metric, "clean", *square), (f"{metric}_slice", "clean", *line)]
+    fig = Figure(figsize=(14.0, 3.6), layout="constrained")
+    for i, (unit, curves) in enumerate(panels.items()):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        for metric, attack, color, label in curves:
+            epochs, mean, sd, _ = series(results, metric, attack)
+            ax.plot(epochs, mean, color=color, marker="o", markersize=3, label=label)
+            if np.isfinite(sd).all():
+                ax.fill_between(epochs, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+        ax.set(xlabel="epoch", ylabel=unit)
+        ax.legend(fontsize=7)
+    for d, (color, _) in ((1.0, square), (0.5, line)):
+        ax.axhline(d, color=color, linestyle=":", linewidth=1)
+    fig.suptitle("Over training: test and robust accuracy, packet spreads (mean of both "
+                 "classes); mean ± SD over seeds")
+    save_case_figure(fig, directory, "over_epochs",
+                     "Accuracy under attack and Δx, Δp, Δx·Δp over epochs (paper Fig. 4).")
 
 
 CASE = Case(
@@ -376,4 +327,5 @@ CASE = Case(
     run=run_binary2d,
 )
 
-__all__ = ["CASE", "Binary2dSettings", "evaluate", "make_data", "make_model", "run_binary2d"]
+__all__ = ["CASE", "Binary2dSettings", "make_data", "make_model", "make_sweep", "run_binary2d",
+           "seed_means", "spread_records"]
