@@ -11,6 +11,7 @@ import torch
 from scirobust import cases
 from scirobust.layers import FeatureAttackModel
 from scirobust.results import Results
+from scirobust.training import history
 
 pytest.importorskip("sklearn")
 
@@ -22,11 +23,14 @@ torch.set_num_threads(1)
 def test_settings_follow_the_papers() -> None:
     quick, full = DigitsSettings.quick(), DigitsSettings.full()
     assert quick.eps == full.eps == 0.1
-    pgd = next(a for a in full.attacks() if a["name"] == "pgd_linf")
-    assert pgd["steps"] == 4 and pgd["step_size"] == 0.25
-    names = [a["name"] for a in full.attacks()]
-    assert names == ["random_sign", "fgsm_targeted", "fgsm", "bim", "illc", "pgd_linf",
-                     "sparsefool"]
+    sweep = full.sweep(seed=3)
+    assert sweep.epsilons == (0.1,) and sweep.n_random == 1 and sweep.seed == 3
+    assert sweep.budget.bounds == (0.0, 1.0)
+    pgd = next(a for a in sweep.attacks if a.name == "pgd_linf")
+    assert (pgd.steps, pgd.step_size, pgd.random_start) == (4, 0.25, True)
+    assert [a.key for a in sweep.attacks] == ["random_sign", "fgsm_targeted", "fgsm", "bim",
+                                              "illc", "pgd_linf", "sparsefool"]
+    assert [a.key for a in sweep.random_runs] == ["random_sign"]
     assert set(full.networks) == {"cnn", "resnet", "inception"}
     assert cases.get_case("digits").name == "digits"
 
@@ -48,64 +52,37 @@ def test_tiny_run_writes_the_standard_outputs(tmp_path) -> None:
     out = run_digits(settings, tmp_path, seed=0)
     res = Results.load(tmp_path)
     assert len(res) == len(out.results)
-    models = {r.model for r in res}
-    assert {"cnn@epoch=1", "cnn@epoch=2", "cnn:features@epoch=1", "cnn:features@epoch=2"} \
-        <= models
+    assert {r.model for r in res} == {"cnn", "cnn:features", "cnn:features-rel"}
+    assert {r.step for r in res} == {1, 2} and res.metadata["step_label"] == "epoch"
     assert {"clean", "envelope", "fgsm", "sparsefool", "pgd_linf"} <= set(res.attacks)
-    for model in ("cnn@epoch=2", "cnn:features@epoch=2"):
-        env = res.value(model=model, attack="envelope", metric="accuracy")
-        attacks = [r.value for r in res.select(model=model, metric="accuracy")
-                   if r.attack not in ("clean", "envelope", "random_sign")]
-        assert env == min(attacks)
+    assert res.kinds()["random_sign"] == "random" and res.kinds()["envelope"] == "envelope"
+    for model in ("cnn", "cnn:features"):
+        env = res.value(model=model, kind="envelope", step=2, metric="accuracy")
+        attacks = [r.value for r in res.select(model=model, step=2, kind="adversarial")]
+        assert len(attacks) == 6 and env == min(attacks)
+        assert [s for s, _ in history(res, "envelope", model_name=model)] == [1, 2]
     assert (tmp_path / "report.html").is_file()
-    assert (tmp_path / "figures" / "case" / "fig2_pixels.png").is_file()
-    assert (tmp_path / "figures" / "case" / "fig5_features.png").is_file()
-    assert (tmp_path / "figures" / "case" / "fig_uncertainty.png").is_file()
-    assert (tmp_path / "tables" / "trends_pixels.csv").is_file()
+    for stem in ("fig2_pixels", "fig5_features", "fig_uncertainty"):
+        assert (tmp_path / "figures" / "case" / f"{stem}.png").is_file()
+    trends = (tmp_path / "tables" / "trends_pixels.csv").read_text().splitlines()
+    assert trends[0].startswith("model,epochs,") and trends[1].startswith("cnn,1-2,")
     unc = out.results.metadata["uncertainty"]
     assert len(unc) == 2 * 10 and all(math.isfinite(r["delta_x"]) for r in unc)
-    notes = out.results.metadata["notes"]
-    assert any("trade-off" in n for n in notes) and any("Δx" in n for n in notes)
-    assert out.summary[0][0] == "model"
+    verdicts = {v["claim"][:20]: v["outcome"] for v in res.metadata["verdicts"]}
+    assert len(verdicts) == 3
+    assert set(verdicts.values()) <= {"reproduced", "partly", "not reproduced"}
+    assert any("cnn:features-rel" in n for n in res.metadata["notes"])
+    assert out.summary[0][0] == "model" and len(out.summary) == 1 + 3
 
 
-def _write_idx(path, array) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(header + array.astype("uint8").tobytes())
+def test_a_local_data_set_replaces_the_bundled_digits(tmp_path, monkeypatch) -> None:
+    from scirobust.cases import digits
 
-
-def test_local_mnist_and_cifar_folders_are_used(tmp_path) -> None:
-    import pickle
-    from fractions import Fraction
-
-    import numpy as np
-
-    from scirobust.cases.digits import load_cifar10, load_mnist
-
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 20), ("t10k", 10)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
-    xtr, _, xte, yte = load_mnist(tmp_path)
-    assert xtr.shape == (20, 1, 28, 28) and yte.shape == (10,) and float(xtr.max()) <= 1.0
-    settings = replace(DigitsSettings.quick(), data_root=str(tmp_path), n_test=5)
-    *_, desc = load_data(settings, 0)
-    assert desc.startswith("MNIST")
-
-    folder = tmp_path / "c" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8),
-                 "labels": [1, 2, 3, 4]}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    xtr, _, xte, _ = load_cifar10(tmp_path / "c")
-    assert xtr.shape == (20, 3, 32, 32) and xte.shape == (4, 3, 32, 32)
-    (folder / "test_batch").write_bytes(pickle.dumps({"data": Fraction(1, 2), "labels": []}))
-    with pytest.raises(Exception, match="only NumPy arrays"):
-        load_cifar10(tmp_path / "c")
-    assert load_mnist(tmp_path / "c") is None
-    model = make_network("resnet", in_channels=3)
-    assert model(xtr[:2]).shape == (2, 10)
+    fake = (torch.rand(20, 3, 32, 32), torch.arange(20) % 10, torch.rand(10, 3, 32, 32),
+            torch.arange(10) % 10)
+    monkeypatch.setattr(digits, "read_mnist", lambda root: None)
+    monkeypatch.setattr(digits, "read_cifar10", lambda root: fake)
+    settings = replace(DigitsSettings.quick(), data_root=str(tmp_path), n_test=5, max_train=8)
+    xtr, _, xte, _, desc = load_data(settings, 0)
+    assert desc.startswith("CIFAR-10") and xtr.shape == (8, 3, 32, 32) and xte.shape[0] == 5
+    assert make_network("resnet", in_channels=3)(xtr[:2]).shape == (2, 10)

@@ -27,13 +27,25 @@ def test_tiny_run(tmp_path) -> None:
                        every=3)
     out = run_sentiment(settings, tmp_path, seed=0)
     res = Results.load(tmp_path)
-    assert {"emb2", "emb8", "emb2@epoch=6"} <= {r.model for r in res}
+    assert {r.model for r in res} == {"emb2", "emb8"}
     assert {"random_sign", "fgsm"} <= set(res.attacks)
-    acc = res.value(model="emb8@epoch=6", metric="accuracy")
-    assert 0.0 <= acc <= 1.0
+    assert res.kinds()["random_sign"] == "random" and res.kinds()["fgsm"] == "adversarial"
+    # final-epoch cosines: clean rows at step 6, over the two seeds
+    final = res.select(model="emb8", step=6)
+    assert {r.metric for r in final} == {"accuracy", "cos_correct", "cos_incorrect",
+                                         "abs_cos_correct", "abs_cos_incorrect"}
+    assert all(r.kind == "clean" for r in final) and res.metadata["step_label"] == "epoch"
+    acc = res.value(model="emb8", step=6, metric="accuracy")
+    assert 0.0 <= acc <= 1.0 and res.select(model="emb8", step=6, metric="accuracy")[0].n == 2
+    # the embedding audit of the trained seed-0 network: no step
+    audit = res.select(model="emb8", step=None)
+    assert sorted({r.epsilon for r in audit}) == [0.0, 0.01, 0.1]
+    assert {r.kind for r in audit} == {"clean", "random", "adversarial"}
     table = (tmp_path / "tables" / "cosine_over_epochs.csv").read_text().splitlines()
     assert table[0].startswith("embedding_size,epoch,accuracy")
     assert len(table) == 1 + 2 * 3  # epochs 1, 3, 6 for two sizes
     assert (tmp_path / "figures" / "case" / "fig6_cosine.png").is_file()
     assert (tmp_path / "report.html").is_file()
-    assert any("cosine" in n.lower() or "|cos|" in n for n in out.results.metadata["notes"])
+    outcomes = [v["outcome"] for v in res.metadata["verdicts"]]
+    assert 2 <= len(outcomes) <= 3 and "cosine" in res.metadata["verdicts"][0]["claim"]
+    assert out.summary[0][0] == "embedding" and len(out.summary) == 1 + 2

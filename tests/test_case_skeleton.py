@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scirobust import ConfigError, Record, Results
-from scirobust.cases import CASE_EXTRAS, CASE_MODULES, Verdict, finish, get_case
+from scirobust.cases import CASE_EXTRAS, CASE_MODULES, Verdict, finish, get_case, outcome
 
 EXTRA_PACKAGE = {"sio2": "ase", "weather": "torch_harmonics", "digits": "sklearn"}
 
@@ -20,7 +20,10 @@ def test_a_missing_extra_names_the_install_command(case: str,
     pytest.importorskip(EXTRA_PACKAGE[case])
     # Hide the extra (None in sys.modules makes its import fail) and forget the case module,
     # so the registry imports it afresh as on a machine without the extra.
-    monkeypatch.setitem(sys.modules, EXTRA_PACKAGE[case], None)
+    package = EXTRA_PACKAGE[case]
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)  # submodules too: already imported ones
+    monkeypatch.setitem(sys.modules, package, None)
     monkeypatch.delitem(sys.modules, CASE_MODULES[case], raising=False)
     with pytest.raises(ConfigError) as info:
         get_case(case)
@@ -49,3 +52,9 @@ def test_verdict_checks_its_outcome_and_finish_writes_it_first(tmp_path: Path) -
     assert saved["verdicts"] == [verdict.as_dict()]
     html = out.report.read_text(encoding="utf-8")
     assert html.index("Verdict: partly.") < html.index("A stand-in model.")
+
+
+def test_outcome_of_several_checks() -> None:
+    assert outcome([True, True]) == "reproduced"
+    assert outcome([True, False]) == "partly"
+    assert outcome([False, False]) == outcome([]) == "not reproduced"

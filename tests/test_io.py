@@ -11,7 +11,14 @@ import torch
 from torch import nn
 
 from scirobust.errors import ConfigError, DataError
-from scirobust.io import apply_checkpoint, import_factory, load_arrays, load_checkpoint
+from scirobust.io import (
+    apply_checkpoint,
+    import_factory,
+    load_arrays,
+    load_checkpoint,
+    read_cifar10,
+    read_mnist,
+)
 
 FACTORY = """
 from torch import nn
@@ -190,3 +197,36 @@ def test_data_file_problems_are_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "n.npz", x=bad, y=np.ones(3))
     with pytest.raises(DataError, match=r"inputs: 1 of 3 samples .* NaN or Inf"):
         load_arrays(tmp_path / "n.npz", "x", "y")
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype("uint8").tobytes())
+
+
+def test_mnist_and_cifar10_folders_are_read_without_unpickling_code(tmp_path: Path) -> None:
+    import pickle
+    from fractions import Fraction
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
+    xtr, _, _, yte = read_mnist(tmp_path)
+    assert xtr.shape == (20, 1, 28, 28) and yte.shape == (10,) and float(xtr.max()) <= 1.0
+
+    folder = tmp_path / "c" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8),
+                 "labels": [1, 2, 3, 4]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    xtr, _, xte, _ = read_cifar10(tmp_path / "c")
+    assert xtr.shape == (20, 3, 32, 32) and xte.shape == (4, 3, 32, 32)
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": Fraction(1, 2), "labels": []}))
+    with pytest.raises(DataError, match="only NumPy arrays"):
+        read_cifar10(tmp_path / "c")
+    assert read_mnist(tmp_path / "c") is None and read_cifar10(tmp_path) is None

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import importlib
-import pickle  # only for its exception class: nothing here unpickles with it
+import pickle  # its exception class; read_cifar10's unpickler builds NumPy arrays only
 import re
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ __all__ = [
     "load_checkpoint",
     "parse_factory",
     "read_arrays",
+    "read_cifar10",
+    "read_mnist",
 ]
 
 DATA_SUFFIXES = (".npz", ".pt", ".csv")
@@ -436,3 +439,58 @@ def load_arrays(
     if task == "classification":
         return x, _as_labels(y, "targets")
     return x, y.to(torch.float32)
+
+
+# --------------------------------------------------------------------------- image data sets
+def _read_idx(path: Path) -> np.ndarray:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+        data = handle.read()
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(data[3])]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * data[3]).reshape(dims)
+
+
+def read_mnist(root: str | Path) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """MNIST from a torchvision-layout folder (``root/MNIST/raw/*-ubyte[.gz]``), or None if
+    absent: ``(x_train, y_train, x_test, y_test)``, images ``(N, 1, 28, 28)`` in [0, 1]."""
+    raw = Path(root) / "MNIST" / "raw"
+    paths = [next((p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None)
+             for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
+    if any(p is None for p in paths):
+        return None
+    xtr, ytr, xte, yte = (torch.tensor(_read_idx(p)) for p in paths if p is not None)
+    return xtr[:, None].float() / 255.0, ytr.long(), xte[:, None].float() / 255.0, yte.long()
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and NumPy arrays (the CIFAR-10 python batches)."""
+
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        (core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise DataError(f"CIFAR-10 batch refers to {module}.{name}; only NumPy arrays are "
+                        "accepted (is this the original cifar-10-python archive?).")
+
+
+def read_cifar10(root: str | Path) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """CIFAR-10 from ``root/cifar-10-batches-py`` (torchvision layout), or None if absent:
+    ``(x_train, y_train, x_test, y_test)``, images ``(N, 3, 32, 32)`` in [0, 1].
+
+    The batches are pickles; they are read with an unpickler that builds NumPy arrays only.
+    """
+    folder = Path(root) / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    if not all((folder / n).is_file() for n in names):
+        return None
+    xs, ys = [], []
+    for name in names:
+        with (folder / name).open("rb") as handle:
+            batch = _ArrayUnpickler(handle, encoding="latin1").load()
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        xs.append(torch.tensor(data, dtype=torch.float32) / 255.0)
+        ys.append(torch.tensor(np.asarray(batch["labels"])).long())
+    return torch.cat(xs[:5]), torch.cat(ys[:5]), xs[5], ys[5]

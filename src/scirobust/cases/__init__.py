@@ -82,6 +82,13 @@ class Case:
 Outcome = Literal["reproduced", "partly", "not reproduced"]
 
 
+def outcome(flags: Sequence[bool]) -> Outcome:
+    """The outcome of a criterion checked in several places (variables, networks, sizes):
+    reproduced if it holds everywhere, partly if somewhere, not reproduced if nowhere."""
+    flags = [bool(f) for f in flags]
+    return "reproduced" if flags and all(flags) else "partly" if any(flags) else "not reproduced"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a case reproduces its paper's claim, judged by a criterion fixed in code.

@@ -3,22 +3,19 @@
 Data: a hand-written list of English words labelled positive / negative / neutral, shipped
 with scirobust (``cases/data/sentiment_words.csv``; the paper mixed English and Chinese words).
 Model: a learned embedding per word (``embedding``, sizes 2, 8 and 32) followed by fully
-connected layers (``mlp``); all words are trained on (the paper reports accuracy on the words
-themselves; the embedding size controls how well the network can fit them).
+connected layers (``mlp``), trained on all words (the paper reports accuracy on the words).
 
-Per recorded epoch and word: the cosine between the word's embedding vector (the input of the
-fully connected part) and the gradient of the cross-entropy loss with respect to it, computed
-through `scirobust.layers.FeatureAttackModel` on the ``embedding`` layer and
-`scirobust.uncertainty.input_gradient_cosine`; averaged over correctly and incorrectly
-classified words, then over seeds (mean ± standard error over seeds).
+Per recorded epoch and word: the cosine between the word's embedding (the input of the fully
+connected part) and the gradient of its cross-entropy loss with respect to it
+(`scirobust.uncertainty.input_gradient_cosine` on the ``embedding`` layer); averaged over
+correctly and incorrectly classified words, then over seeds (mean ± standard error).
+Expected, stated before running: the cosine of correct words tends to 0; incorrect words keep
+a larger |cosine|, more so for the more accurate (larger-embedding) networks.
 
-The papers' expectation, stated before running: the cosine of correctly classified words tends
-to 0; incorrectly classified words keep a larger |cosine|, more so for the more accurate
-(larger-embedding) networks. The notes state, from the numbers, whether that is seen.
-
-After training, the seed-0 network of each size is audited with a random-sign control and
-FGSM on its embedding layer (`scirobust.layers.feature_audit`) at eps 0.01 (the embedding
-attack size of paper 001 §2.2) and 0.1, in embedding units; these are the standard records.
+Records: final-epoch accuracy and cosines (``kind="clean"``, model ``emb<d>``, ``step`` =
+epoch, value = mean over seeds, stderr over seeds, n = seeds); and a random-sign control and
+FGSM on the embedding layer of each size's seed-0 network (`scirobust.layers.feature_audit`,
+no step) at eps 0.01 (paper 001 §2.2) and 0.1 embedding units.
 """
 
 from __future__ import annotations
@@ -33,15 +30,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from scirobust.cases import Case, CaseOptions, CaseOutput, single_threaded
+from scirobust.cases import (
+    Case,
+    CaseOptions,
+    CaseOutput,
+    Verdict,
+    finish,
+    outcome,
+    single_threaded,
+)
 from scirobust.errors import DataError
 from scirobust.layers import FeatureAttackModel, feature_audit
+from scirobust.report import COLORS, save_case_figure, write_case_table
 from scirobust.results import Record, Results
+from scirobust.sweep import Sweep
+from scirobust.training import fit
+from scirobust.uncertainty import input_gradient_cosine
 
 NAME = "sentiment"
 LABELS = ("negative", "neutral", "positive")
+SERIES = ("accuracy", "cos_correct", "cos_incorrect", "abs_cos_correct", "abs_cos_incorrect")
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class SentimentSettings:
     hidden: int = 32
     batch_size: int = 128
     lr: float = 1e-3
-    audit_epsilons: tuple[float, ...] = (0.01, 0.1)
+    audit_epsilons: tuple[float, ...] = (0.01, 0.1)  # embedding units
 
     @classmethod
     def quick(cls) -> SentimentSettings:
@@ -70,15 +81,12 @@ class SentimentSettings:
 
 def load_words(path: str | Path | None = None) -> tuple[list[str], Tensor]:
     """Words and integer labels (0 negative, 1 neutral, 2 positive) of the shipped list."""
-    if path is None:
-        text = (resources.files("scirobust.cases") / "data" / "sentiment_words.csv").read_text(
-            encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    rows = list(csv.DictReader(lines))
+    source = resources.files("scirobust.cases") / "data" / "sentiment_words.csv" \
+        if path is None else Path(path)
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
     words, labels = [], []
-    for row in rows:
+    for row in csv.DictReader(lines):
         if row.get("label") not in LABELS:
             raise DataError(f"Word list row {row} has a label outside {LABELS}.")
         words.append(row["word"])
@@ -101,14 +109,11 @@ class WordClassifier(nn.Module):
         return self.mlp(self.embedding(ids))
 
 
-def _cosines(model: WordClassifier, ids: Tensor, labels: Tensor) -> tuple[float, float, float,
-                                                                         float, float]:
-    """(accuracy, mean cos correct, mean cos incorrect, mean |cos| correct, |cos| incorrect)."""
-    from scirobust.uncertainty import input_gradient_cosine
-
+def _cosines(model: WordClassifier, ids: Tensor, labels: Tensor) -> tuple[float, ...]:
+    """The `SERIES` of one network: accuracy, mean cosine of correct and of incorrect words,
+    mean |cosine| of correct and of incorrect words (NaN where there are no such words)."""
     wrapped = FeatureAttackModel(model, "embedding", ids[:8], check=False)
-    emb = wrapped.features(ids)
-    cos, correct = input_gradient_cosine(wrapped, emb, labels)
+    cos, correct = input_gradient_cosine(wrapped, wrapped.features(ids), labels)
     cos = cos.double()
 
     def mean(t: Tensor) -> float:
@@ -118,31 +123,8 @@ def _cosines(model: WordClassifier, ids: Tensor, labels: Tensor) -> tuple[float,
             mean(cos[correct].abs()), mean(cos[~correct].abs()))
 
 
-SERIES = ("accuracy", "cos_correct", "cos_incorrect", "abs_cos_correct", "abs_cos_incorrect")
-
-
-def _train_one(dim: int, seed: int, ids: Tensor, labels: Tensor, s: SentimentSettings
-               ) -> tuple[WordClassifier, dict[int, tuple[float, ...]]]:
-    torch.manual_seed(seed)
-    model = WordClassifier(ids.shape[0], dim, s.hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-    gen = torch.Generator().manual_seed(seed)
-    out: dict[int, tuple[float, ...]] = {}
-    for epoch in range(1, s.epochs + 1):
-        model.train()
-        order = torch.randperm(ids.shape[0], generator=gen)
-        for start in range(0, ids.shape[0], s.batch_size):
-            idx = order[start:start + s.batch_size]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(ids[idx]), labels[idx]).backward()
-            opt.step()
-        if epoch == 1 or epoch % s.every == 0:
-            model.eval()
-            out[epoch] = _cosines(model, ids, labels)
-    return model, out
-
-
 def _seed_stats(values: list[float]) -> tuple[float, float, int]:
+    """Mean, standard error and count over seeds of the finite values."""
     arr = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
     if arr.size == 0:
         return float("nan"), float("nan"), 0
@@ -150,207 +132,152 @@ def _seed_stats(values: list[float]) -> tuple[float, float, int]:
     return float(arr.mean()), se, int(arr.size)
 
 
-def _plot(rows: list[dict], sizes: tuple[int, ...], directory: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scirobust.report import COLORS, save_figure
-
+def _plot(rows: list[dict], sizes: tuple[int, ...]) -> Figure:
     colors = [COLORS["blue"], COLORS["orange"], COLORS["vermillion"], COLORS["bluish_green"]]
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.3))
+    fig = Figure(figsize=(11.5, 3.3), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True)  # the same epochs in every panel
     for color, dim in zip(colors, sizes, strict=False):
         sub = sorted((r for r in rows if r["embedding_size"] == dim), key=lambda r: r["epoch"])
-        ep = np.array([r["epoch"] for r in sub])
-        for ax, key in ((axes[0], "accuracy"), (axes[1], "cos_correct"),
-                        (axes[2], "cos_incorrect")):
+        for ax, key in zip(axes, ("accuracy", "cos_correct", "cos_incorrect"), strict=True):
             m = np.array([r[key] for r in sub], dtype=float)
             e = np.nan_to_num(np.array([r[key + "_se"] for r in sub], dtype=float))
-            ax.plot(ep, m, color=color, lw=1.5, label=f"embedding size {dim}",
-                    ls="-" if key != "cos_incorrect" else "--")
-            ax.fill_between(ep, m - e, m + e, color=color, alpha=0.2, lw=0)
-    titles = ("accuracy on the words", "cos(input, gradient): correct words",
-              "cos(input, gradient): incorrect words")
-    for ax, title in zip(axes, titles, strict=True):
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("epoch")
+            ax.plot([r["epoch"] for r in sub], m, color=color, lw=1.5,
+                    label=f"embedding size {dim}", ls="--" if key == "cos_incorrect" else "-")
+            ax.fill_between([r["epoch"] for r in sub], m - e, m + e, color=color, alpha=0.2,
+                            lw=0)
+    for ax, title in zip(axes, ("accuracy on the words", "cos(input, gradient): correct words",
+                                "cos(input, gradient): incorrect words"), strict=True):
+        ax.set(title=title, xlabel="epoch", ylabel="cosine similarity (dimensionless)")
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("accuracy (fraction correct)")
-    axes[1].set_ylabel("cosine similarity (dimensionless)")
-    axes[2].set_ylabel("cosine similarity (dimensionless)")
     for ax in axes[1:]:
         ax.axhline(0, color=COLORS["grey"], lw=0.8, ls=":")
-        ax.set_xlim(axes[0].get_xlim())  # the same epochs in every panel
+    axes[0].set_ylabel("accuracy (fraction correct)")
     axes[0].legend(fontsize=7)
     fig.suptitle("Word sentiment classifier: input–gradient cosine (paper 001 Fig. 6); "
                  "mean ± s.e. over seeds", fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, directory, "fig6_cosine")
-    plt.close(fig)
+    return fig
 
 
 def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
                   quiet: bool = True) -> CaseOutput:
     """Train every (embedding size, seed), record cosines over epochs, audit, report."""
-    from scirobust.report import write_report
-
-    started = time.perf_counter()
-    output = Path(output)
+    started, output = time.perf_counter(), Path(output)
     words, labels = load_words()
     ids = torch.arange(len(words))
-    per_size: dict[int, dict[int, list[tuple[float, ...]]]] = {}
+    sweep = Sweep(epsilons=settings.audit_epsilons, attacks=("random_sign", "fgsm"),
+                  metrics=("accuracy",), n_random=5, seed=seed)
     results = Results()
+    by_epoch: dict[tuple[int, int], list[tuple[float, ...]]] = {}  # (size, epoch) -> per seed
     for dim in settings.embedding_sizes:
-        per_size[dim] = {}
         for k in range(settings.seeds):
-            model, series = _train_one(dim, seed * 1000 + k, ids, labels, settings)
-            for epoch, values in series.items():
-                per_size[dim].setdefault(epoch, []).append(values)
+            torch.manual_seed(seed * 1000 + k)
+            model = WordClassifier(len(words), dim, settings.hidden)
+
+            def on_epoch(m: nn.Module, epoch: int, dim: int = dim) -> None:
+                if epoch == 1 or epoch % settings.every == 0:
+                    by_epoch.setdefault((dim, epoch), []).append(_cosines(m, ids, labels))
+
+            fit(model, torch.optim.Adam(model.parameters(), lr=settings.lr), (ids, labels),
+                epochs=settings.epochs, batch_size=settings.batch_size, on_epoch=on_epoch,
+                generator=torch.Generator().manual_seed(seed * 1000 + k))
             if k == 0:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings():  # the audit's checks on a tiny embedding
                     warnings.simplefilter("ignore")
-                    res = feature_audit(model, "embedding", ids, labels,
-                                        epsilons=list(settings.audit_epsilons),
-                                        attacks=["random_sign", "fgsm"], task="classification",
-                                        metrics=["accuracy"], n_random=5, seed=seed, case=NAME,
-                                        model_name=f"emb{dim}", keep_per_sample=False)
+                    res = feature_audit(model, "embedding", ids, labels, sweep,
+                                        task="classification", case=NAME, model_name=f"emb{dim}",
+                                        keep_per_sample=False)
                 results.extend(res)
-                if not results.metadata:
-                    results.metadata = dict(res.metadata)
+                results.metadata = results.metadata or dict(res.metadata)
 
     rows: list[dict] = []
-    for dim, by_epoch in per_size.items():
-        for epoch in sorted(by_epoch):
-            row: dict = {"embedding_size": dim, "epoch": epoch}
-            for j, key in enumerate(SERIES):
-                mean, se, n = _seed_stats([v[j] for v in by_epoch[epoch]])
-                row[key], row[key + "_se"], row[key + "_n_seeds"] = mean, se, n
-            rows.append(row)
-    # final-epoch numbers as records (model label emb<d>@epoch=<last>, attack "clean")
-    for row in rows:
-        if row["epoch"] != settings.epochs:
-            continue
-        for key in SERIES:
-            results.records.append(Record(
-                NAME, f"emb{row['embedding_size']}@epoch={row['epoch']}", "clean", 0.0,
-                key, row[key], row[key + "_se"], row[key + "_n_seeds"]))
+    for (dim, epoch), values in by_epoch.items():  # sizes in order, epochs ascending
+        row: dict = {"embedding_size": dim, "epoch": epoch}
+        for j, key in enumerate(SERIES):
+            row[key], row[key + "_se"], row[key + "_n_seeds"] = _seed_stats([v[j] for v in values])
+        rows.append(row)
+    last = {r["embedding_size"]: r for r in rows}  # the last recorded epoch of each size
+    results.extend(Record(NAME, f"emb{dim}", "clean", 0.0, key, row[key], row[key + "_se"],
+                          row[key + "_n_seeds"], kind="clean", step=row["epoch"])
+                   for dim, row in last.items() for key in SERIES)
 
-    tables = output / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    with (tables / "cosine_over_epochs.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
-    fig_dir = output / "figures" / "case"
-    _plot(rows, settings.embedding_sizes, fig_dir)
-    (fig_dir / "fig6_cosine.txt").write_text(
+    write_case_table(output / "tables" / "cosine_over_epochs.csv", list(rows[0]),
+                     [list(r.values()) for r in rows])
+    save_case_figure(
+        _plot(rows, settings.embedding_sizes), output, "fig6_cosine",
         "Accuracy on the words and the mean cosine between each word's embedding and the "
         "gradient of its loss, for correctly (solid) and incorrectly (dashed) classified words, "
         f"over epochs, for embedding sizes {list(settings.embedding_sizes)}; mean ± s.e. over "
-        f"{settings.seeds} seeds.", encoding="utf-8")
+        f"{settings.seeds} seeds.")
 
-    # ------------------------------------------------------------ notes from the numbers
-    notes = [f"{len(words)} words ({', '.join(f'{int((labels == i).sum())} {name}' for i, name in enumerate(LABELS))}); "  # noqa: E501
-             f"{settings.seeds} seeds, {settings.epochs} epochs, Adam lr {settings.lr}."]
-    last: dict[int, dict] = {}
-    for dim in settings.embedding_sizes:
-        sub = sorted((r for r in rows if r["embedding_size"] == dim), key=lambda r: r["epoch"])
-        first, end = sub[0], sub[-1]
-        last[dim] = end
-        notes.append(
-            f"emb{dim}: accuracy {first['accuracy']:.3f} → {end['accuracy']:.3f}; final mean "
-            f"cosine correct {end['cos_correct']:+.4f} ± {end['cos_correct_se']:.4f}, "
-            f"incorrect {end['cos_incorrect']:+.4f} ± {end['cos_incorrect_se']:.4f} "
-            f"(|cos| {end['abs_cos_correct']:.4f} vs {end['abs_cos_incorrect']:.4f}; incorrect "
-            f"words in {end['cos_incorrect_n_seeds']} of {settings.seeds} seeds).")
-    # Over the recorded epochs at which some seed still has incorrect words: mean |cos|.
-    gap: dict[int, tuple[float, float, int]] = {}
+    # ------------------------------------------------------------ notes and verdicts
+    counts = ", ".join(f"{int((labels == i).sum())} {name}" for i, name in enumerate(LABELS))
+    notes = [f"{len(words)} words ({counts}); {settings.seeds} seeds, {settings.epochs} "
+             f"epochs, Adam lr {settings.lr}; curves per epoch in tables/cosine_over_epochs.csv."]
+    # |cos| averaged over the recorded epochs at which some seed still has incorrect words
+    gap = {}
     for dim in settings.embedding_sizes:
         both = [r for r in rows if r["embedding_size"] == dim
                 and not np.isnan(r["abs_cos_incorrect"]) and not np.isnan(r["abs_cos_correct"])]
         if both:
             gap[dim] = (float(np.mean([r["abs_cos_correct"] for r in both])),
                         float(np.mean([r["abs_cos_incorrect"] for r in both])), len(both))
-    for dim, (c, i, n) in gap.items():
-        notes.append(
-            f"emb{dim}: averaged over the {n} recorded epochs with incorrect words, |cos| "
-            f"correct {c:.4f} vs incorrect {i:.4f} — incorrect words "
-            + ("are more aligned with their gradients, as paper 001 Fig. 6 expects."
-               if i > c else "are NOT more aligned with their gradients than correct ones."))
+    final = {d: last[d]["cos_correct"] for d in settings.embedding_sizes}
+    verdicts = [
+        Verdict("The mean cosine of correctly classified words tends to 0 over training.",
+                "|final mean cosine of correct words| < 0.1 for every embedding size",
+                outcome([abs(v) < 0.1 for v in final.values()]),
+                ", ".join(f"emb{d} {v:+.3f}" for d, v in final.items()) + "."),
+        Verdict("Incorrectly classified words keep a larger |cosine| than correct ones.",
+                "|cos| of incorrect words > that of correct words, averaged over the recorded "
+                "epochs with incorrect words, per embedding size",
+                outcome([i > c for c, i, _ in gap.values()]), "; ".join(
+                    f"emb{d}: {c:.4f} correct vs {i:.4f} incorrect over {n} epochs"
+                    for d, (c, i, n) in gap.items()) + "."),
+    ]
     by_acc = sorted(gap, key=lambda d: last[d]["accuracy"])
-    final_acc = [last[d]["accuracy"] for d in by_acc]
-    if len(by_acc) >= 2 and max(final_acc) - min(final_acc) < 0.005:
-        notes.append(
-            f"All embedding sizes end at the same accuracy ({final_acc[0]:.3f}), so the size "
-            "does not control accuracy here and the paper's comparison across accuracies "
-            "cannot be made at the last epoch; see the curves for the training phase.")
+    accuracies = ", ".join(f"emb{d} {last[d]['accuracy']:.3f}" for d in by_acc)
+    if len(by_acc) >= 2 and np.ptp([last[d]["accuracy"] for d in by_acc]) < 0.005:
+        notes.append(f"All embedding sizes end at the same accuracy ({accuracies}), so the "
+                     "paper's comparison across accuracies cannot be made at the last epoch.")
     elif len(by_acc) >= 2:
-        mono = all(gap[a][1] <= gap[b][1] for a, b in itertools.pairwise(by_acc))
-        notes.append(
-            "Ordered by final accuracy (" + ", ".join(
-                f"emb{d} {last[d]['accuracy']:.3f}" for d in by_acc) + "), the epoch-averaged "
-            "|cos| of incorrect words " + (
-                "increases with accuracy, as paper 001 expects." if mono else
-                "does NOT increase monotonically with accuracy."))
-    corr_final = {d: last[d]["cos_correct"] for d in settings.embedding_sizes}
-    notes.append(
-        "Final mean cosine of correct words: " + ", ".join(
-            f"emb{d} {v:+.3f}" for d, v in corr_final.items())
-        + " (paper 001: tends to 0 for all models"
-        + ("; seen" if all(abs(v) < 0.1 for v in corr_final.values()) else
-           "; NOT seen here: |mean| ≥ 0.1 for at least one size") + ").")
+        verdicts.append(Verdict(
+            "The |cosine| of incorrect words is larger for more accurate networks.",
+            "epoch-averaged |cos| of incorrect words increases monotonically with final accuracy",
+            outcome([all(gap[a][1] <= gap[b][1] for a, b in itertools.pairwise(by_acc))]),
+            f"Ordered by final accuracy ({accuracies}): "
+            + ", ".join(f"{gap[d][1]:.4f}" for d in by_acc) + "."))
     wall = time.perf_counter() - started
     notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
     results.metadata.update({
-        # records are per training epoch at one eps: the case figures tell the story
-        "standard_figures": False,
+        "standard_figures": False,  # records per epoch and two eps: the case figure tells it
+        "step_label": "epoch",
         "description": (
-            "Paper 001 Fig. 6: a word-level sentiment classifier (learned embedding + fully "
-            "connected layers) with three embedding sizes; cosine similarity between each "
-            "word's embedding and its loss gradient for correctly vs incorrectly classified "
-            "words over epochs, averaged over seeds (tables/cosine_over_epochs.csv, "
-            "figures/case/fig6_cosine). Records: final-epoch accuracy and cosines "
-            "(model 'emb<d>@epoch=<last>', attack 'clean') and a random-sign vs FGSM audit "
-            "of the embedding layer of the seed-0 network of each size (model 'emb<d>')."),
-        "notes": notes,
-        "settings": asdict(settings),
-        "wall_time_s": wall,
-        "seed": seed,
-    })
-    results.save(output)
-    report = write_report(results, output, title="Sentiment words: input–gradient cosine")
-    summary = [["embedding", "accuracy", "cos correct", "cos incorrect"]]
-    for dim in settings.embedding_sizes:
-        end = last[dim]
-        summary.append([str(dim), f"{end['accuracy']:.3f}", f"{end['cos_correct']:+.4f}",
-                        f"{end['cos_incorrect']:+.4f}"])
-    return CaseOutput(results, Path(report), summary)
+            "Paper 001 Fig. 6: cosine between each word's embedding and its loss gradient for "
+            "correctly vs incorrectly classified words over epochs, for three embedding sizes, "
+            "mean over seeds (tables/cosine_over_epochs.csv, figures/case/fig6_cosine). "
+            "Records: final-epoch accuracy and cosines (model 'emb<d>', kind clean, step = "
+            "epoch) and a random-sign vs FGSM audit of the embedding layer of each size's "
+            "seed-0 network (model 'emb<d>', no step)."),
+        "notes": notes, "settings": asdict(settings), "wall_time_s": wall, "seed": seed})
+    summary = [["embedding", "accuracy", "cos correct ± s.e.", "cos incorrect ± s.e.",
+                "seeds with incorrect words"]] + [
+        [str(d), f"{r['accuracy']:.3f}", f"{r['cos_correct']:+.4f} ± {r['cos_correct_se']:.4f}",
+         f"{r['cos_incorrect']:+.4f} ± {r['cos_incorrect_se']:.4f}",
+         f"{r['cos_incorrect_n_seeds']} of {settings.seeds}"] for d, r in last.items()]
+    return finish(results, output, title="Sentiment words: input–gradient cosine",
+                  summary=summary, verdicts=verdicts)
 
 
 @single_threaded
 def run(options: CaseOptions) -> CaseOutput:
-    """Entry point of ``scirobust reproduce sentiment``: quick or full settings.
-
-    Runs on one intra-op thread (restored afterwards): the networks are so small that
-    thread hand-offs cost more than they save, especially on a shared machine.
-    """
-    return _run(options)
-
-
-def _run(options: CaseOptions) -> CaseOutput:
+    """``scirobust reproduce sentiment`` on one intra-op thread (tiny networks)."""
     settings = SentimentSettings.quick() if options.quick else SentimentSettings.full()
     return run_sentiment(settings, options.output, seed=options.seed, quiet=options.quiet)
 
 
-CASE = Case(
-    name=NAME,
-    title="Word sentiment classifier: input–gradient cosine over training",
-    paper="001 §3.4 (Fig. 6)",
-    run=run,
-)
+CASE = Case(NAME, "Word sentiment classifier: input–gradient cosine over training",
+            "001 §3.4 (Fig. 6)", run)
 
 __all__ = ["CASE", "SentimentSettings", "WordClassifier", "load_words", "run",
            "run_sentiment"]
