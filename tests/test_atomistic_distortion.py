@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scirobust.atomistic import (
+    ADVERSARIAL_FORCE,
     BKS,
     BKS_REFIT,
     Configurations,
@@ -26,6 +27,12 @@ from scirobust.atomistic import (
     distortion_sweep,
     random_displacements,
 )
+from scirobust.budget import Budget
+from scirobust.errors import ConfigError
+from scirobust.results import Results
+from scirobust.sweep import Sweep
+
+METRIC = "energy_error_mev_per_atom"
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,18 +71,33 @@ def _copper_configs(n: int = 3) -> Configurations:
 def test_distortion_sweep_with_ase_calculators():
     configs = _copper_configs()
     lj = LennardJones(sigma=2.33, epsilon=0.41, rc=6.0, smooth=True)
-    sweep = distortion_sweep(configs, EMT(), lj, [0.0, 0.2], n_random=2, seed=1,
+    sweep = distortion_sweep(configs, EMT(), lj, epsilons=[0.0, 0.2], n_random=2, seed=1,
                              energy_offset_ev="mean")
     rows = sweep.table()
     assert rows[0]["random_mev_per_atom"] == rows[0]["adversarial_mev_per_atom"]
-    assert sweep.random[1].shape == (2, 3)
-    records = sweep.to_records("demo", "EMT")
-    assert {r.attack for r in records} == {"clean", "random", "adversarial"}
-    assert {r.metric for r in records} == {"energy_error_mev_per_atom",
-                                           "energy_error_mev_per_atom_ratio",
-                                           "median_abs_energy_error_mev_per_atom"}
+    assert sweep.random["random_gaussian"][1].shape == (2, 3)
+    records = Results(sweep.to_records("demo", "EMT"))
+    assert records.kinds() == {"clean": "clean", "random_gaussian": "random",
+                               ADVERSARIAL_FORCE: "adversarial"}
+    assert set(records.metrics) == {"energy_error_mev_per_atom",
+                                    "median_abs_energy_error_mev_per_atom"}
+    ratios = records.select(kind="ratio")
+    assert [(r.attack, r.epsilon, r.baseline, r.metric) for r in ratios] == [
+        (ADVERSARIAL_FORCE, e, "random_gaussian", "energy_error_mev_per_atom") for e in (0, 0.2)]
+    assert ratios[1].value == pytest.approx(rows[1]["ratio"])
     # the adversarial direction raises the squared error to first order
     assert rows[1]["adversarial_mev_per_atom"] > rows[0]["adversarial_mev_per_atom"]
+
+
+def test_distortion_sweep_refuses_what_it_cannot_measure(bks_pair):
+    configs, approx, accurate = bks_pair
+    with pytest.raises(ConfigError, match="random controls only"):
+        distortion_sweep(configs, approx, accurate, epsilons=[0.1], attacks=["fgsm"])
+    with pytest.raises(ConfigError, match="norm='l2'"):
+        distortion_sweep(configs, approx, accurate, Sweep(epsilons=[0.1],
+                                                          attacks=["random_gaussian"]))
+    with pytest.raises(ConfigError, match="not both"):
+        distortion_sweep(configs, approx, accurate, Sweep(epsilons=[0.1]), n_random=2)
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +131,31 @@ def test_core_linf_fgsm_moves_every_coordinate_along_the_sign_of_a(bks_pair):
 
 def test_audit_coordinates_gives_standard_records(bks_pair):
     configs, approx, accurate = bks_pair
-    results = audit_coordinates(configs, approx, accurate, [0.1, 0.3], n_random=2,
+    results = audit_coordinates(configs, approx, accurate, epsilons=[0.1, 0.3], n_random=2,
                                 energy_offset_ev=-60.0, case="demo", model_name="BKS")
-    attacks = {r.attack for r in results.records}
-    assert {"clean", "random_sign", "fgsm_sign"} <= attacks
-    metrics = {r.metric for r in results.records}
-    assert "energy_error_mev_per_atom" in metrics
-    assert "energy_error_mev_per_atom_ratio" in metrics
-    fgsm = results.value(attack="fgsm_sign", epsilon=0.3, metric="energy_error_mev_per_atom")
-    rand = results.value(attack="random_sign", epsilon=0.3, metric="energy_error_mev_per_atom")
+    assert results.kinds() == {"clean": "clean", "random_sign": "random",
+                               "fgsm_sign": "adversarial"}
+    assert set(results.metrics) == {"energy_error_mev_per_atom"}
+    assert len(results.select(kind="ratio", baseline="random_sign")) == 2
+    fgsm = results.value(attack="fgsm_sign", epsilon=0.3, kind="adversarial")
+    rand = results.value(attack="random_sign", epsilon=0.3, kind="random")
     assert fgsm > rand
     assert "L2" in results.metadata["epsilon_units"]
     assert torch.is_grad_enabled()
+
+
+def test_distortion_sweep_is_the_engines_l2_sweep(bks_pair):
+    """Along A = L2 FGSM of `audit`, and the random control draws exactly what `audit` draws
+    for the same cell (one draw: both reduce to the same RMSE)."""
+    configs, approx, accurate = bks_pair
+    sweep = Sweep(epsilons=[0.2], attacks=["random_gaussian"], budget=Budget(norm="l2"),
+                  n_random=1, seed=3, batch_size=8)
+    ours = Results(distortion_sweep(configs, approx, accurate, sweep,
+                                    energy_offset_ev=-60.0).to_records("demo", "BKS"))
+    engine = audit_coordinates(configs, approx, accurate, sweep.replace(
+        attacks=["random_gaussian", "fgsm"], metrics=["rmse"]), energy_offset_ev=-60.0,
+        case="demo", model_name="BKS")
+    for mine, theirs, kind in ((ADVERSARIAL_FORCE, "fgsm", "adversarial"),
+                               ("random_gaussian", "random_gaussian", "random")):
+        assert ours.value(attack=mine, epsilon=0.2, kind=kind, metric=METRIC) == pytest.approx(
+            engine.value(attack=theirs, epsilon=0.2, kind=kind), rel=1e-9)

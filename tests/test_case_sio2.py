@@ -10,12 +10,7 @@ import pytest
 pytest.importorskip("ase")
 
 from scirobust.cases import CaseOptions, get_case
-from scirobust.cases.sio2 import (
-    PAPER_ADVERSARIAL,
-    PAPER_RANDOM,
-    Sio2Settings,
-    run_sio2,
-)
+from scirobust.cases.sio2 import METRIC, PAPER_ADVERSARIAL, PAPER_RANDOM, Sio2Settings, run_sio2
 from scirobust.results import Results
 
 
@@ -37,42 +32,58 @@ def test_tiny_run_writes_standard_outputs(tiny_run):
     out, result = tiny_run
     assert result.report.exists()
     loaded = Results.load(out)
-    assert len(loaded.records) == len(result.results.records)
-    for name in ("fig1a_parity", "fig1b_cos_theta_histogram", "fig1c_abs_cos_theta_vs_energy",
-                 "table1_distortion", "fig2a_newton_step", "fig2b_gradient_descent",
+    assert [r.to_dict() for r in loaded] == [r.to_dict() for r in result.results]
+    for name in ("fig1_bp_vs_bks", "table1_distortion", "fig2_following_f_nn",
                  "fig3_bks_vs_refit"):
-        assert (out / "figures" / "case" / f"{name}.png").exists()
-        assert (out / "figures" / "case" / f"{name}.svg").exists()
-    rows = list(csv.reader((out / "tables" / "distortion_table.csv").open(encoding="utf-8")))
-    assert rows[0][0] == "row" and len(rows[0]) == 5
-    paper_random = next(r for r in rows if r[0].startswith("random, paper"))
-    paper_adv = next(r for r in rows if r[0].startswith("adversarial, paper"))
-    assert [float(v) for v in paper_random[1:]] == list(PAPER_RANDOM)
-    assert [float(v) for v in paper_adv[1:]] == list(PAPER_ADVERSARIAL)
-    for table in ("alignment_summary", "cos_theta_vs_energy", "newton_step",
-                  "gradient_descent", "training", "bks_vs_refit_distortion_table"):
+        for ext in ("png", "svg", "txt"):
+            assert (out / "figures" / "case" / f"{name}.{ext}").exists()
+    rows = list(csv.DictReader((out / "tables" / "distortion_table.csv").open(encoding="utf-8")))
+    assert [(r["pair"], float(r["epsilon_angstrom"])) for r in rows] == [
+        (pair, eps) for pair in ("BP-NN", "BKS (vs BKS refit)") for eps in (0, 0.1, 0.3, 0.5)]
+    for r in rows:
+        ratio = float(r["adversarial_mev_per_atom"]) / float(r["random_mev_per_atom"])
+        assert float(r["ratio"]) == pytest.approx(ratio, rel=1e-5)
+    for table in ("cos_theta_vs_energy", "training"):
         assert (out / "tables" / f"{table}.csv").exists()
 
 
-def test_tiny_run_records_and_metadata(tiny_run):
+def test_tiny_run_records_say_what_they_are(tiny_run):
     _, result = tiny_run
     res = result.results
-    bp = [r for r in res.records if r.case == "sio2" and r.model == "BP-NN"]
-    assert {"clean", "random", "adversarial"} <= {r.attack for r in bp}
+    assert {r.kind for r in res.records} == {"clean", "random", "adversarial", "ratio"}
+    bp = Results(res.select(model="BP-NN", metric=METRIC))
+    assert bp.kinds() == {"clean": "clean", "random_gaussian": "random",
+                          "adversarial_force": "adversarial"}
+    ratios = bp.select(kind="ratio")
+    assert [r.epsilon for r in ratios] == [0.0, 0.1, 0.3, 0.5]
+    assert {r.baseline for r in ratios} == {"random_gaussian"}
+    for r in ratios[1:]:
+        adv = bp.value(attack="adversarial_force", epsilon=r.epsilon, kind="adversarial")
+        rand = bp.value(attack="random_gaussian", epsilon=r.epsilon, kind="random")
+        assert r.value == pytest.approx(adv / rand) and np.isfinite(adv) and adv > 0
+    paper = res.select(model="BP-NN (paper 002)")
+    assert [r.value for r in paper if r.kind == "random"] == list(PAPER_RANDOM)
+    assert [r.value for r in paper if r.kind == "adversarial"] == list(PAPER_ADVERSARIAL)
+    clean = res.value(model="BP-NN", kind="clean", metric=METRIC)
+    assert clean == res.value(model="BP-NN", kind="clean", metric="test_rmse_mev_per_atom") > 0
     audit = [r for r in res.records if r.model.startswith("BP-NN (core audit")]
-    assert {"clean", "random_sign", "fgsm_sign"} <= {r.attack for r in audit}
-    clean = res.value(model="BP-NN", attack="clean", epsilon=0.0,
-                      metric="energy_error_mev_per_atom")
-    test_rmse = res.value(model="BP-NN", attack="clean", epsilon=0.0,
-                          metric="test_rmse_mev_per_atom")
-    assert clean == pytest.approx(test_rmse) and np.isfinite(clean) and clean > 0
-    for eps in (0.1, 0.3, 0.5):
-        assert np.isfinite(res.value(model="BP-NN", attack="adversarial", epsilon=eps,
-                                     metric="energy_error_mev_per_atom"))
-    cos = res.value(model="BP-NN", attack="clean", epsilon=0.0, metric="mean_abs_cos_theta")
-    assert 0 <= cos <= 1
-    meta = res.metadata
-    assert meta["description"] and len(meta["notes"]) >= 5
-    assert "paper" in " ".join(meta["notes"]) and "total_s" in meta["timings_s"]
-    assert set(meta["findings"]) >= {"table1_reproduced", "alignment_reproduced"}
-    assert result.summary[0][0] == "row" and len(result.summary) > 2
+    assert {(r.attack, r.kind) for r in audit} >= {("clean", "clean"), ("random_sign", "random"),
+                                                   ("fgsm_sign", "adversarial")}
+    # the relaxation step lives in `step`, not in epsilon
+    descent = res.select(attack="gradient_descent")
+    assert [r.step for r in descent] == list(range(Sio2Settings.tiny().n_relax_steps + 1))
+    assert {r.epsilon for r in descent} == {0.0}
+    assert res.metadata["step_label"] == "gradient-descent step with F_NN"
+    assert all(r.step is None for r in res.records if r.attack != "gradient_descent")
+
+
+def test_tiny_run_metadata_and_verdicts(tiny_run):
+    _, result = tiny_run
+    meta = result.results.metadata
+    assert meta["description"] and len(meta["notes"]) >= 5 and "total_s" in meta["timings_s"]
+    verdicts = meta["verdicts"]
+    assert len(verdicts) == 5
+    assert {v["outcome"] for v in verdicts} <= {"reproduced", "not reproduced"}
+    assert "Verdict: " in result.report.read_text(encoding="utf-8")
+    assert meta["distortion_sweep"]["attacks"][0]["name"] == "random_gaussian"
+    assert result.summary[0][:3] == ["model", "epsilon", "clean"] and len(result.summary) == 9

@@ -13,7 +13,8 @@ Building blocks (units in names: eV, Å, fs, meV/atom):
 
 * `adversarial_direction`, `force_alignment` — A = 2(E_acc - E_app)(F_app - F_acc) and
   cos θ(A, F_app) per configuration;
-* `distortion_sweep` — error after distortions of fixed L2 norm along A vs random directions;
+* `distortion_sweep` — error after distortions of fixed L2 norm along A (``adversarial_force``)
+  vs random controls of the same norm, on a `Sweep`;
 * `newton_step`, `relaxation_error` — following the approximate forces;
 * `coordinate_attack`, `audit_coordinates` — FGSM-style attacks via the core `Budget`/`attack`/
   `audit`;
@@ -43,7 +44,12 @@ from scirobust.atomistic.direction import (
     compute_directions,
     force_alignment,
 )
-from scirobust.atomistic.distortion import DistortionSweep, distort, distortion_sweep
+from scirobust.atomistic.distortion import (
+    ADVERSARIAL_FORCE,
+    DistortionSweep,
+    distort,
+    distortion_sweep,
+)
 from scirobust.atomistic.dynamics import (
     NewtonStep,
     RelaxationTrace,
@@ -61,6 +67,7 @@ from scirobust.atomistic.structures import (
 from scirobust.atomistic.training import TrainingLog, train_energy_model
 
 __all__ = [
+    "ADVERSARIAL_FORCE",
     "BKS",
     "BKS_ORIGINAL",
     "BKS_REFIT",

@@ -15,9 +15,10 @@ calculators take part through `calculator_energy_function` (gradient = minus the
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -33,9 +34,15 @@ from scirobust.atomistic.calculators import (
 from scirobust.atomistic.direction import AtomsLike
 from scirobust.atomistic.potential import DTYPE
 from scirobust.attacks import attack
-from scirobust.audit import AttackRun, audit
+from scirobust.audit import audit
 from scirobust.budget import Budget
-from scirobust.results import Record, Results
+from scirobust.results import Results
+from scirobust.sweep import Sweep, SweepOptions
+
+AUDIT_DEFAULTS: dict[str, Any] = {
+    "attacks": ("random_sign", {"name": "fgsm", "label": "fgsm_sign"}),
+    "metrics": ("rmse",), "n_random": 5, "batch_size": 8,
+}
 
 
 def energy_function(model: Any, template) -> Callable[[Tensor], Tensor]:
@@ -109,46 +116,38 @@ def audit_coordinates(
     atoms: AtomsLike,
     approx: Any,
     accurate: Any,
-    epsilons: Sequence[float],
+    sweep: Sweep | None = None,
     *,
-    attacks: Sequence[str | Mapping[str, Any] | AttackRun] = (
-        "random_sign", {"name": "fgsm", "label": "fgsm_sign"}),
-    norm: str = "linf",
     eps_is_total_l2: bool = True,
     energy_offset_ev: float = 0.0,
-    n_random: int = 5,
-    seed: int = 0,
-    batch_size: int = 8,
     case: str = "atoms",
     model_name: str = "approx",
     metric: str = "energy_error_mev_per_atom",
+    keep_perturbed: bool = False,
+    **options: Unpack[SweepOptions],
 ) -> Results:
     """`scirobust.audit` of the per-atom energy error under coordinate attacks.
 
-    With ``norm="linf"`` and ``eps_is_total_l2`` each ε is the total L2 norm (Å) of a sign
-    perturbation: every coordinate moves by ε/√(3N), so FGSM and ``random_sign`` match the
-    L2 size of the paper's distortions; otherwise ε is per coordinate (L-inf) or total (L2)
-    as the budget says. Records: metric ``energy_error_mev_per_atom`` (RMSE over
-    configurations of the per-atom error, meV/atom) and its adversarial/random ratio.
+    ``sweep`` (or its keywords, see `Sweep`) gives the attacks (default ``random_sign`` and
+    FGSM labelled ``fgsm_sign``), epsilons (Å), budget (default L-inf), n_random (default 5),
+    seed and batch_size (default 8 configurations). With an L-inf budget and
+    ``eps_is_total_l2`` each ε is the total L2 norm (Å) of a sign perturbation: every
+    coordinate moves by ε/√(3N), so FGSM and ``random_sign`` match the L2 size of the paper's
+    distortions; otherwise ε is per coordinate (L-inf) or total (L2) as the budget says.
+    Records: ``metric`` (RMSE over configurations of the per-atom error, meV/atom) and its
+    adversarial/random ratio; ``keep_perturbed`` keeps the attacked coordinates (see `audit`).
     """
     configs, model, reference, x = _setup(atoms, approx, accurate, energy_offset_ev)
-    unit = 1.0
-    if norm == "linf" and eps_is_total_l2:
-        unit = 1.0 / math.sqrt(3 * configs.n_atoms)
-    results = audit(
-        model, x, None, reference=reference, epsilons=list(epsilons), attacks=attacks,
-        budget=Budget(eps=unit, norm=norm), metrics=["rmse"], n_random=n_random,
-        batch_size=batch_size, seed=seed, case=case, model_name=model_name,
-    )
-    renamed = []
-    for r in results.records:
-        name = r.metric.replace("rmse", metric, 1) if r.metric.startswith("rmse") else r.metric
-        renamed.append(Record(r.case, r.model, r.attack, r.epsilon, name, r.value, r.stderr,
-                              r.n, r.spread, r.n_dropped, r.baseline))
-    results.records = renamed
-    results.metadata["epsilon_units"] = (
-        "total L2 norm over 3N coordinates, Å" if (norm == "l2" or eps_is_total_l2)
-        else "per coordinate, Å")
+    sweep = Sweep.resolve(sweep, defaults=AUDIT_DEFAULTS, **options)
+    total_l2 = sweep.budget.norm == "l2" or eps_is_total_l2
+    if sweep.budget.norm == "linf" and eps_is_total_l2:
+        sweep = sweep.replace(budget=sweep.budget.scaled(1.0 / math.sqrt(3 * configs.n_atoms)))
+    results = audit(model, x, None, sweep, reference=reference, case=case,
+                    model_name=model_name, keep_perturbed=keep_perturbed)
+    results.records = [dataclasses.replace(r, metric=metric) if r.metric == "rmse" else r
+                       for r in results.records]
+    results.metadata["epsilon_units"] = ("total L2 norm over 3N coordinates, Å" if total_l2
+                                         else "per coordinate, Å")
     return results
 
 

@@ -2,24 +2,34 @@
 
 Paper 002, Table 1: every configuration is moved by a distortion whose L2 norm over all 3N
 coordinates is exactly ε (Å), either along its adversarial direction A (computed once at the
-undistorted configuration) or along a random Gaussian direction (several draws), and the
-energy error of the approximate model against the accurate one is measured at the new
-positions as a per-atom RMSE over configurations (meV/atom).
+undistorted configuration; attack label ``adversarial_force``) or by a random control of the
+same norm (registry attacks under an L2 budget, ``random_gaussian`` by default: a Gaussian
+direction rescaled to norm ε; several draws seeded by `Sweep.generator`), and the energy error
+of the approximate model against the accurate one is measured at the new positions as a
+per-atom RMSE over configurations (meV/atom).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Unpack
 
 import numpy as np
+import torch
 
 from scirobust.atomistic.calculators import as_evaluator
 from scirobust.atomistic.direction import AtomsLike, DirectionData, compute_directions
-from scirobust.atomistic.structures import random_unit_directions
-from scirobust.errors import DataError
-from scirobust.results import Record
+from scirobust.attacks import attack
+from scirobust.budget import Budget
+from scirobust.errors import ConfigError, DataError
+from scirobust.results import Record, ratio_records
+from scirobust.sweep import Sweep, SweepOptions
+
+ADVERSARIAL_FORCE = "adversarial_force"
+"""Attack label of the distortion along A/|A| (kind ``adversarial``)."""
+
+DEFAULTS: dict[str, Any] = {"attacks": ("random_gaussian",), "budget": Budget(norm="l2"),
+                            "n_random": 5, "batch_size": 16}
 
 
 def distort(positions: np.ndarray, directions: np.ndarray, eps_angstrom: float) -> np.ndarray:
@@ -46,46 +56,53 @@ def rmse_mev_per_atom(errors_mev_per_atom: np.ndarray) -> tuple[float, float]:
     return value, float(sq.std(ddof=1) / np.sqrt(n) / (2 * value))
 
 
+def _random_summary(draws: np.ndarray) -> tuple[float, float, float]:
+    """Random-control RMSE (meV/atom) from errors (draws, M): mean over draws of the per-draw
+    RMSE, standard error over configurations of the draw-pooled RMSE, spread over draws."""
+    per_draw = [rmse_mev_per_atom(d)[0] for d in draws]
+    _, pooled_se = rmse_mev_per_atom(np.sqrt((draws ** 2).mean(axis=0)))
+    spread = float(np.std(per_draw, ddof=1)) if len(per_draw) > 1 else float("nan")
+    return float(np.mean(per_draw)), pooled_se, spread
+
+
 @dataclass
 class DistortionSweep:
-    """Per-atom energy RMSE (meV/atom) after distortions of norm ε, adversarial vs random.
+    """Signed per-configuration errors (meV/atom) after distortions of norm ε.
 
-    ``adversarial[e]`` and ``random[e]`` (draws, M) hold the signed per-configuration errors
-    in meV/atom at ``epsilons[e]``; ``n_zero_direction`` configurations had A = 0 (models
-    agree exactly) and were not moved by the adversarial distortion.
+    ``clean`` (M,); ``adversarial[k]`` (M,) along A at ``sweep.epsilons[k]``;
+    ``random[label][k]`` (draws, M) for each random control of ``sweep``. ``n_zero_direction``
+    configurations had A = 0 (models agree exactly) and were not moved along A.
     """
 
-    epsilons: list[float]
+    sweep: Sweep
     clean: np.ndarray
     adversarial: list[np.ndarray]
-    random: list[np.ndarray]
+    random: dict[str, list[np.ndarray]]
     n_zero_direction: int
     n_atoms: int
     energy_offset_ev: float
-    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epsilons(self) -> list[float]:
+        """Total L2 norms of the distortions (Å)."""
+        return list(self.sweep.epsilons)
 
     def table(self) -> list[dict[str, float]]:
-        """One row per ε: RMSE (meV/atom) random (mean over draws, spread over draws, standard
-        error over configurations) and adversarial (standard error), their ratio, and the
-        median absolute errors (robust to a few configurations pushed into a wall)."""
+        """One row per ε: RMSE (meV/atom) of the baseline random control (mean over draws,
+        spread over draws, standard error over configurations) and along A (standard error),
+        their ratio, and the median absolute errors (robust to a few configurations pushed
+        into a wall)."""
         rows = []
         for k, eps in enumerate(self.epsilons):
+            draws = self.random[str(self.sweep.baseline)][k]
+            rand, rand_se, spread = _random_summary(draws)
             adv, adv_se = rmse_mev_per_atom(self.adversarial[k])
-            per_draw = [rmse_mev_per_atom(d)[0] for d in self.random[k]]
-            # standard error over configurations of the draw-averaged squared error
-            per_config = np.sqrt((self.random[k] ** 2).mean(axis=0))
-            _, pooled_se = rmse_mev_per_atom(per_config)
             rows.append({
-                "epsilon_angstrom": eps,
-                "random_mev_per_atom": float(np.mean(per_draw)),
-                "random_spread": float(np.std(per_draw, ddof=1)) if len(per_draw) > 1 else
-                float("nan"),
-                "random_stderr": pooled_se,
-                "adversarial_mev_per_atom": adv,
+                "epsilon_angstrom": eps, "random_mev_per_atom": rand, "random_spread": spread,
+                "random_stderr": rand_se, "adversarial_mev_per_atom": adv,
                 "adversarial_stderr": adv_se,
-                "ratio": adv / float(np.mean(per_draw)) if np.mean(per_draw) > 0 else
-                float("nan"),
-                "random_median_abs_mev_per_atom": float(np.median(np.abs(self.random[k]))),
+                "ratio": adv / rand if rand > 0 else float("nan"),
+                "random_median_abs_mev_per_atom": float(np.median(np.abs(draws))),
                 "adversarial_median_abs_mev_per_atom": float(np.median(np.abs(
                     self.adversarial[k]))),
             })
@@ -93,88 +110,102 @@ class DistortionSweep:
 
     def to_records(self, case: str, model: str,
                    metric: str = "energy_error_mev_per_atom") -> list[Record]:
-        """Tidy records: clean (ε = 0), random (mean over draws), adversarial, their ratio, and
-        the median absolute errors (metric ``median_abs_<metric>``)."""
+        """Engine records: ``metric`` (RMSE, meV/atom) and ``median_abs_<metric>`` for the
+        clean configurations, every random control and ``adversarial_force`` at every ε, and
+        the adversarial/random ratio rows of ``metric`` from `ratio_records`."""
         n = int(self.clean.size)
-        clean, clean_se = rmse_mev_per_atom(self.clean)
-        out = [Record(case, model, "clean", 0.0, metric, clean, clean_se, n)]
-        for row in self.table():
-            eps = row["epsilon_angstrom"]
-            out.append(Record(case, model, "random", eps, metric, row["random_mev_per_atom"],
-                              row["random_stderr"], n, row["random_spread"]))
-            out.append(Record(case, model, "adversarial", eps, metric,
-                              row["adversarial_mev_per_atom"], row["adversarial_stderr"], n))
-            out.append(Record(case, model, "adversarial", eps, f"{metric}_ratio", row["ratio"],
-                              float("nan"), n, baseline="random"))
-            out.append(Record(case, model, "random", eps, f"median_abs_{metric}",
-                              row["random_median_abs_mev_per_atom"], float("nan"), n))
-            out.append(Record(case, model, "adversarial", eps, f"median_abs_{metric}",
-                              row["adversarial_median_abs_mev_per_atom"], float("nan"), n))
-        return out
+        median = f"median_abs_{metric}"
+
+        def rows(label: str, eps: float, kind: str, errors: np.ndarray, value: float,
+                 stderr: float, spread: float = float("nan")) -> list[Record]:
+            return [Record(case, model, label, eps, metric, value, stderr, n, spread, kind=kind),
+                    Record(case, model, label, eps, median, float(np.median(np.abs(errors))),
+                           float("nan"), n, kind=kind)]
+
+        out = rows("clean", 0.0, "clean", self.clean, *rmse_mev_per_atom(self.clean))
+        for k, eps in enumerate(self.epsilons):
+            for label, per_eps in self.random.items():
+                out += rows(label, eps, "random", per_eps[k], *_random_summary(per_eps[k]))
+            adv = self.adversarial[k]
+            out += rows(ADVERSARIAL_FORCE, eps, "adversarial", adv, *rmse_mev_per_atom(adv))
+        return out + ratio_records(out, {metric}, baseline=self.sweep.baseline)
+
+
+def _check(sweep: Sweep) -> None:
+    if sweep.adversarial_runs or sweep.metrics is not None:
+        raise ConfigError(
+            "A distortion sweep measures the per-atom energy RMSE of random controls and of "
+            f"its own '{ADVERSARIAL_FORCE}' direction: give random controls only (e.g. "
+            "attacks=['random_gaussian']) and no metrics; run gradient attacks on the "
+            "coordinates with audit_coordinates."
+        )
+    if sweep.budget.describe() != DEFAULTS["budget"].describe():
+        raise ConfigError(
+            "A distortion sweep moves every configuration by exactly ε Å (total L2 norm over "
+            "its 3N coordinates): use budget=Budget(norm='l2') (the default); masks, bounds, "
+            "relative or scaled budgets need audit_coordinates."
+        )
 
 
 def distortion_sweep(
     atoms: AtomsLike,
     approx: Any,
     accurate: Any,
-    epsilons: Sequence[float] = (0.0, 0.1, 0.3, 0.5),
+    sweep: Sweep | None = None,
     *,
-    n_random: int = 5,
-    seed: int = 0,
     energy_offset_ev: float | str = 0.0,
     data: DirectionData | None = None,
-    batch_size: int = 16,
+    **options: Unpack[SweepOptions],
 ) -> DistortionSweep:
     """Error of ``approx`` against ``accurate`` after distortions of total L2 norm ε (Å).
 
     Args:
         atoms: configurations (one ``Atoms``, a list, or `Configurations`).
-        approx, accurate: ASE calculators or torch energy models.
-        epsilons: total L2 norms over all 3N coordinates, Å (paper: 0, 0.1, 0.3, 0.5).
-        n_random: random Gaussian directions per configuration and ε (same norm).
-        seed: seeds the random directions (NumPy ``default_rng``).
+        approx, accurate: ASE calculators, torch energy models or evaluators.
+        sweep: a `Sweep` whose epsilons are total L2 norms over all 3N coordinates (Å;
+            paper: 0, 0.1, 0.3, 0.5), whose attacks are random controls (default
+            ``random_gaussian``; the first is the ratio baseline) with ``n_random`` draws
+            (default 5) seeded by `Sweep.generator`, budget ``Budget(norm="l2")`` and
+            ``batch_size`` configurations per model call (default 16); or those as keywords.
+            ``device`` and ``cache_dir`` are not used.
         energy_offset_ev: constant removed from E_acc - E_app (eV or ``"mean"``, fitted on
             the undistorted configurations and kept fixed).
         data: precomputed `compute_directions` on the same configurations.
     """
-    if n_random < 1:
-        raise DataError("n_random must be >= 1.")
-    epsilons = [float(e) for e in epsilons]
-    if any(e < 0 or not np.isfinite(e) for e in epsilons):
-        raise DataError(f"epsilons must be finite and >= 0 Å; got {epsilons}.")
+    sweep = Sweep.resolve(sweep, defaults=DEFAULTS, **options)
+    _check(sweep)
     if data is None:
         data = compute_directions(atoms, approx, accurate, energy_offset_ev=energy_offset_ev,
-                                  batch_size=batch_size)
+                                  batch_size=sweep.batch_size)
     configs = data.configurations
-    app = as_evaluator(approx, configs.template, batch_size)
-    acc = as_evaluator(accurate, configs.template, batch_size)
-    offset = data.energy_offset_ev
-    n_atoms = configs.n_atoms
+    app = as_evaluator(approx, configs.template, sweep.batch_size)
+    acc = as_evaluator(accurate, configs.template, sweep.batch_size)
+    offset, n_atoms, shape = data.energy_offset_ev, configs.n_atoms, configs.positions.shape
 
     def errors(positions: np.ndarray) -> np.ndarray:
         return 1000.0 * (app.energies(positions) + offset - acc.energies(positions)) / n_atoms
 
-    direction = data.direction
-    norms = np.linalg.norm(direction.reshape(len(configs), -1), axis=1)
+    flat = torch.as_tensor(configs.positions.reshape(len(configs), -1), dtype=torch.float64)
     clean = data.error_mev_per_atom
-    rng = np.random.default_rng(seed)
-    adversarial, random = [], []
-    for eps in epsilons:
-        if eps == 0:
+    adversarial: list[np.ndarray] = []
+    random: dict[str, list[np.ndarray]] = {r.key: [] for r in sweep.random_runs}
+    for eps in sweep.epsilons:
+        if eps == 0:  # nothing moves: the clean errors, without evaluating the models again
             adversarial.append(clean.copy())
-            random.append(np.repeat(clean[None], n_random, axis=0))
-            # ε = 0 draws nothing, so the random directions of the other ε do not change
+            for per_eps in random.values():
+                per_eps.append(np.repeat(clean[None], sweep.n_random, axis=0))
             continue
-        adversarial.append(errors(distort(configs.positions, direction, eps)))
-        draws = []
-        for _ in range(n_random):
-            d = random_unit_directions(len(configs), n_atoms, rng)
-            draws.append(errors(distort(configs.positions, d, eps)))
-        random.append(np.stack(draws))
-    return DistortionSweep(
-        epsilons, clean, adversarial, random, int((norms == 0).sum()), n_atoms, offset,
-        {"n_random": n_random, "seed": seed, "n_configurations": len(configs)},
-    )
+        adversarial.append(errors(distort(configs.positions, data.direction, eps)))
+        for run in sweep.random_runs:
+            # the registry's own random control; it never calls the model, so none is passed
+            moved = [attack(None, flat, None, sweep.budget.scaled(eps), run.name,
+                            generator=sweep.generator(run.key, eps, d)).numpy().reshape(shape)
+                     for d in range(sweep.n_random)]
+            random[run.key].append(np.stack([errors(p) for p in moved]))
+    norms = np.linalg.norm(data.direction.reshape(len(configs), -1), axis=1)
+    return DistortionSweep(sweep, clean, adversarial, random, int((norms == 0).sum()),
+                           n_atoms, offset)
 
 
-__all__ = ["DistortionSweep", "distort", "distortion_sweep", "rmse_mev_per_atom"]
+__all__ = ["ADVERSARIAL_FORCE", "DistortionSweep", "distort", "distortion_sweep",
+           "rmse_mev_per_atom"]
