@@ -436,3 +436,26 @@ def test_training_mode_attack_leaves_batchnorm_statistics_untouched() -> None:
     after = model.state_dict()
     for name, value in before.items():
         assert torch.equal(after[name], value), name
+
+
+@pytest.mark.parametrize("method", sorted(ATTACKS))
+def test_skip_randomness_draws_what_attack_draws(method: str) -> None:
+    from scirobust.attacks import skip_randomness
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 3))
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    spec = ATTACKS[method]
+    objective = (objectives.targeted((labels + 1) % 3) if spec.name == "fgsm_targeted"
+                 else objectives.least_likely() if spec.name == "illc"
+                 else objectives.cross_entropy(labels))
+    budget = Budget(eps=0.1, norm=spec.norm or "linf")
+    for random_start in (None, True):
+        if spec.kind == "sparse" and random_start:
+            continue
+        ran, skipped = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        attack(model, x, objective, budget, method, generator=ran, steps=2,
+               random_start=random_start)
+        skip_randomness(x, method, budget, skipped, random_start=random_start)
+        assert torch.equal(ran.get_state(), skipped.get_state()), (method, random_start)

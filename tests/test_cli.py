@@ -342,3 +342,24 @@ def test_report_on_a_truncated_results_file_fails_with_the_line(tmp_path: Path) 
     (tmp_path / "results.csv").write_text(text[: len(text) - 25])
     result = invoke("report", tmp_path)
     assert result.exit_code == 2 and "line 3" in result.output
+
+
+def test_distributed_audit_under_torchrun_writes_the_records_of_one_process(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = write_project(tmp_path / "p")
+    single = tmp_path / "single"
+    assert invoke("audit", config, "--output", single, "--quiet").exit_code == 0
+    sharded = tmp_path / "sharded"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([*torchrun, "-m", "scirobust.cli", "audit", str(config), "--output",
+                          str(sharded), "--quiet", "--distributed"],
+                         capture_output=True, text=True, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (sharded / "results.csv").read_text() == (single / "results.csv").read_text()
+    assert sorted(p.name for p in (sharded / "cache").iterdir()) == ["rank0", "rank1"]

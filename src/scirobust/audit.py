@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from scirobust import distributed
 from scirobust import objectives as obj
 from scirobust._hashing import fingerprint_tensors, stable_int
 from scirobust.attacks import attack as run_attack
-from scirobust.attacks import get_spec, preserved_model_state
+from scirobust.attacks import get_spec, preserved_model_state, skip_randomness
 from scirobust.errors import ConfigError, DataError
 from scirobust.metrics import DEFAULT_METRICS, Metric, Reduction, resolve_metric
 from scirobust.results import (
@@ -190,6 +191,28 @@ def _behaviour_fingerprint(*tensors: Tensor) -> str:
 
 
 @dataclass
+class _Part:
+    """What one batch of one draw gives: metric components ``(b, k)``, kept flags ``(b,)`` and
+    (with ``keep_perturbed``) the model's outputs and the perturbed inputs."""
+
+    components: dict[str, np.ndarray]
+    kept: np.ndarray
+    outputs: np.ndarray | None = None
+    inputs: np.ndarray | None = None
+
+    @staticmethod
+    def concatenate(parts: Sequence[_Part]) -> _Part:
+        """The batches of one draw in order, as one part over the whole data set."""
+        first = parts[0]
+        return _Part(
+            {k: np.concatenate([p.components[k] for p in parts]) for k in first.components},
+            np.concatenate([p.kept for p in parts]),
+            None if first.outputs is None else np.concatenate([p.outputs for p in parts]),  # type: ignore[misc]
+            None if first.inputs is None else np.concatenate([p.inputs for p in parts]),  # type: ignore[misc]
+        )
+
+
+@dataclass
 class _Cell:
     """Per-sample components of one (attack, epsilon): per draw, per metric; with
     ``keep_perturbed`` also the perturbed inputs and the model's outputs there."""
@@ -341,8 +364,9 @@ def audit(
                    (sweep.metrics or DEFAULT_METRICS[task])]
     build_objective = _objective_builder(objective, task, reference)
 
+    rank, world = distributed.rank_and_world(sweep.distributed)
     if sweep.device is not None:
-        device = torch.device(sweep.device)
+        device = torch.device(distributed.local_device(sweep.device, sweep.distributed))
         if isinstance(model, nn.Module):
             model.to(device)
     else:
@@ -383,25 +407,16 @@ def audit(
         assert targets is not None
         return targets[sl].to(device)
 
-    def evaluate(x_batches: list[Tensor]) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                   np.ndarray | None]:
-        comps: dict[str, list[np.ndarray]] = {m.name: [] for m in metric_objs}
-        kept: list[np.ndarray] = []
-        outs: list[np.ndarray] = []
-        start = 0
-        for xb in x_batches:
-            sl = slice(start, start + xb.shape[0])
-            start += xb.shape[0]
-            with preserved_model_state(model), torch.no_grad():
-                out = model(xb)
-            ref = truth(xb, sl)
-            for m in metric_objs:
-                comps[m.name].append(m.components(out, ref).double().cpu().numpy())
-            kept.append(budget_now.inside(xb).cpu().numpy())
-            if keep_perturbed:
-                outs.append(out.detach().cpu().numpy())
-        return ({k: np.concatenate(v) for k, v in comps.items()}, np.concatenate(kept),
-                np.concatenate(outs) if keep_perturbed else None)
+    def evaluate(xb: Tensor, sl: slice) -> _Part:
+        """Metric components, kept flags (and outputs, inputs) of one perturbed batch."""
+        with preserved_model_state(model), torch.no_grad():
+            out = model(xb)
+        ref = truth(xb, sl)
+        comps = {m.name: m.components(out, ref).double().cpu().numpy() for m in metric_objs}
+        kept = budget_now.inside(xb).cpu().numpy()
+        if not keep_perturbed:
+            return _Part(comps, kept)
+        return _Part(comps, kept, out.detach().cpu().numpy(), xb.detach().cpu().numpy())
 
     slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     base_key = {
@@ -430,7 +445,7 @@ def audit(
     results = Results()
     error_like: set[str] = set()
     reused = 0
-    progress_cm = _progress(progress, total=len(cells))
+    progress_cm = _progress(progress and rank == 0, total=len(cells))
     with progress_cm as bar:
         for run, eps in cells:
             budget_now = budget.scaled(eps)
@@ -440,37 +455,42 @@ def audit(
                    "draws": draws}
             cell_key = f"{stable_int(key):016x}"
             cell_path = cache / f"{cell_key}.npz" if cache else None
-            cell = None
+            stored: _Cell | str | None = None
             if cell_path is not None and cell_path.exists():
                 stale_cells.discard(cell_path)
                 stored = _Cell.from_file(cell_path, cell_key)
                 if isinstance(stored, str):
                     notes.append(stored)
+                    stored = None
                 elif keep_perturbed and stored.inputs is None:
-                    pass  # cached without the perturbed inputs: recompute them
-                else:
-                    cell = stored
-                    reused += 1
-            if cell is None:
-                per_draw: list[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]] = []
-                x_draws: list[np.ndarray] = []
+                    stored = None  # cached without the perturbed inputs: recompute them
+            # Sharded: every process must take the same branch (the gathers are collective).
+            cell = stored if distributed.all_have(stored is not None, world) else None
+            if cell is not None:
+                reused += 1
+            else:
+                per_draw: list[_Part] = []
                 for draw in range(draws):
                     gen = sweep.generator(label, eps, draw)
-                    x_batches = []
-                    for sl in slices:
+                    parts: dict[int, _Part] = {}
+                    for i, sl in enumerate(slices):
                         xb = inputs[sl].to(device)
+                        if i % world != rank:  # another process's batch: stay in step
+                            if run is not None:
+                                skip_randomness(xb, run.name, budget_now, gen, **run.options())
+                            continue
                         if run is not None:
                             xb = run_attack(model, xb, objective_for(run, sl), budget_now,
                                             run.name, generator=gen, **run.options())
-                        x_batches.append(xb)
-                    per_draw.append(evaluate(x_batches))
-                    if keep_perturbed:
-                        x_draws.append(torch.cat(x_batches).detach().cpu().numpy())
+                        parts[i] = evaluate(xb, sl)
+                    parts = distributed.gather_parts(parts, world)
+                    per_draw.append(_Part.concatenate([parts[i] for i in range(len(slices))]))
                 cell = _Cell(
-                    {m.name: np.stack([c[m.name] for c, _, _ in per_draw]) for m in metric_objs},
-                    np.stack([k for _, k, _ in per_draw]),
-                    np.stack(x_draws) if keep_perturbed else None,
-                    np.stack([o for _, _, o in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
+                    {m.name: np.stack([d.components[m.name] for d in per_draw])
+                     for m in metric_objs},
+                    np.stack([d.kept for d in per_draw]),
+                    np.stack([d.inputs for d in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
+                    np.stack([d.outputs for d in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
                 )
                 if cell_path is not None:
                     atomic_write_bytes(cell_path, cell.to_bytes(cell_key))

@@ -228,6 +228,10 @@ def audit(
         "--trust-checkpoint",
         help="Allow a checkpoint that is a whole pickled model (runs code from the file: only "
         "for files you trust).")] = False,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed",
+        help="Shard the audit across the processes started by torchrun (one per device); "
+        "the records are those of one process, written by rank 0.")] = False,
 ) -> None:
     """Audit your model as described by a YAML file.
 
@@ -244,10 +248,25 @@ def audit(
     _check_device(device)
     plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
     out = cfg.output_dir(_output_path(output))
-    with _output_folder(out):
+    cache, main = out / "cache", True
+    if distributed:
+        import atexit
+
+        import torch.distributed as dist
+
+        from scirobust.distributed import init_from_environment, rank_and_world
+
+        init_from_environment(device)
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+        rank, _ = rank_and_world(True)
+        cache, main = cache / f"rank{rank}", rank == 0
+    # Only rank 0 holds the folder and writes results; the others write their own cache.
+    with _output_folder(out) if main else contextlib.nullcontext(out):
         with _collected_warnings() as notes:
-            results = plan.run(cache_dir=out / "cache", seed=seed, device=device,
-                               progress=not quiet)
+            results = plan.run(cache_dir=cache, seed=seed, device=device,
+                               progress=not quiet, distributed=distributed)
+        if not main:
+            return
         _print_notes([*plan.notes, *notes])
         results.save(out)
         report = _write_report(results, out, title=f"scirobust audit: {cfg.label}")

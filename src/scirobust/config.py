@@ -592,11 +592,14 @@ class AuditPlan:
         seed: int | None = None,
         device: str | None = None,
         progress: bool = False,
+        distributed: bool = False,
     ) -> Results:
-        """Run `scirobust.audit` with the config's sweep (``seed`` overrides the file's)."""
+        """Run `scirobust.audit` with the config's sweep (``seed`` overrides the file's;
+        ``distributed`` shards it across the torch.distributed process group)."""
         cfg = self.config
         sweep = self.sweep.replace(cache_dir=cache_dir, device=device,
-                                   seed=cfg.seed if seed is None else seed)
+                                   seed=cfg.seed if seed is None else seed,
+                                   distributed=distributed)
         return run_audit(
             self.model, self.inputs, self.targets, sweep, task=cfg.task,
             objective=cfg.objective_name, case=cfg.label, model_name=self.model_name,

@@ -109,6 +109,7 @@ class SweepOptions(TypedDict, total=False):
     batch_size: int
     device: str | torch.device | None
     cache_dir: str | Path | None
+    distributed: bool
 
 
 SWEEP_FIELDS = frozenset(SweepOptions.__annotations__)
@@ -131,6 +132,9 @@ class Sweep:
         batch_size: samples per forward pass.
         device: where the model and data run (default: where the model is).
         cache_dir: store finished cells here and reuse them on a re-run (None: no cache).
+        distributed: shard the batches across the processes of the ``torch.distributed``
+            process group (launched by ``torchrun``); records stay identical to one process
+            (see `scirobust.distributed`).
     """
 
     epsilons: tuple[float, ...]
@@ -142,6 +146,7 @@ class Sweep:
     batch_size: int = 1024
     device: str | None = None
     cache_dir: Path | None = None
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the fields once, here
@@ -177,6 +182,8 @@ class Sweep:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1; got {value!r}.")
+        if not isinstance(self.distributed, bool):
+            raise ConfigError(f"distributed must be True or False; got {self.distributed!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer; got {self.seed!r}.")
         if self.device is not None:

@@ -7,6 +7,7 @@ from scirobust.attacks.core import (
     get_spec,
     gradient_ascent,
     preserved_model_state,
+    skip_randomness,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "get_spec",
     "gradient_ascent",
     "preserved_model_state",
+    "skip_randomness",
 ]

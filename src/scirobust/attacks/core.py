@@ -295,3 +295,35 @@ def attack(
             model, x0, objective, budget,
             steps=n_steps, step_size=step_size, random_start=start, generator=generator,
         )
+
+
+def skip_randomness(
+    x: Tensor,
+    method: str,
+    budget: Budget,
+    generator: torch.Generator | None,
+    *,
+    random_start: bool | None = None,
+    **_ignored: object,
+) -> None:
+    """Draw from ``generator`` exactly the random numbers that ``attack(x, ..., method,
+    generator=generator)`` would draw, without running a model.
+
+    A sharded sweep uses this for the batches another process attacks, so that every batch
+    sees the same random numbers as in one process. Keep in step with `attack`: random
+    controls draw one `Budget.random_delta`; gradient attacks with a random start draw one
+    uniform start (in the attack's own norm); the others draw nothing.
+    """
+    if generator is None:
+        return
+    spec = get_spec(method)
+    if spec.is_random:
+        assert spec.random_kind is not None
+        budget.random_delta(x.detach(), spec.random_kind, generator)
+        return
+    start = spec.random_start if random_start is None else bool(random_start)
+    if start and spec.kind != "sparse":
+        if spec.norm is not None and budget.norm != spec.norm:
+            budget = dataclasses.replace(budget, norm=spec.norm)
+        budget.random_delta(x.detach(), "uniform", generator)
+
