@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from scirobust.audit import audit
 from scirobust.budget import Budget
 from scirobust.cases import CaseOptions, get_case
 from scirobust.cases.poisson import (
@@ -26,6 +29,7 @@ from scirobust.cases.poisson import (
     source,
     u_exact,
 )
+from scirobust.errors import ConfigError
 
 f64 = torch.float64
 
@@ -90,24 +94,7 @@ def test_paper_table_is_stored_honestly() -> None:
     assert get_case("poisson").name == "poisson"
 
 
-@pytest.fixture
-def report_available(monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Use the real report writer if it exists, else a stub (the report is built elsewhere)."""
-    import scirobust.report as report
-
-    if hasattr(report, "write_report"):
-        return True
-
-    def stub(results, directory, *, title=None) -> Path:
-        path = Path(directory) / "report.html"
-        path.write_text(f"<html>{title}</html>")
-        return path
-
-    monkeypatch.setattr(report, "write_report", stub, raising=False)
-    return False
-
-
-def test_small_end_to_end_run(tmp_path: Path, report_available: bool) -> None:
+def test_small_end_to_end_run(tmp_path: Path) -> None:
     settings = dataclasses.replace(
         PoissonSettings.quick(), grid=31, pinn_iterations=60, pinn_interior=100,
         pinn_boundary=40, pinn_width=20, pinn_depth=2, rnn_interior_per_axis=15,
@@ -128,41 +115,59 @@ def test_small_end_to_end_run(tmp_path: Path, report_available: bool) -> None:
     assert rows[3][EPSILONS.index(0.25) + 1] == ""  # paper's unreadable RNN cell
     assert out.summary[0][0] == "Rel MSE" and len(out.summary) == 7
 
-    # Rel MSE rows recomputed from the MSE rows (full-grid clean MSE)
+    # derived rows keep the attacked row's kind; they are recomputed here from the MSE rows
+    # (full-grid clean MSE) and, for FGSM's same-points change, from the per-sample squared
+    # errors (NaN where the point was dropped)
     for model in ("RNN", "PINN"):
-        clean = res.value(model=model, attack="clean", metric="mse")
-        for attack_name in ("fgsm", "random_sign"):
-            for eps in EPSILONS:
-                mse = res.value(model=model, attack=attack_name, epsilon=eps, metric="mse")
-                rel = res.value(model=model, attack=attack_name, epsilon=eps, metric="rel_mse")
-                assert rel == pytest.approx(abs(mse - clean) / clean, rel=1e-12)
-                signed = res.value(model=model, attack=attack_name, epsilon=eps,
-                                   metric="rel_mse_signed")
-                assert signed == pytest.approx((mse - clean) / clean, rel=1e-12)
-                same = res.select(model=model, attack=attack_name, epsilon=eps,
-                                  metric="rel_mse_same_points")
-                assert len(same) == 1 and math.isfinite(same[0].value)
+        clean = res.value(model=model, kind="clean", metric="mse")
+        clean_sq = res.per_sample[f"{model}|clean|0.0|mse"][:, 0]
+        for (attack_name, kind), eps in itertools.product(
+                (("fgsm", "adversarial"), ("random_sign", "random")), EPSILONS):
+            cell = {"model": model, "attack": attack_name, "epsilon": eps, "kind": kind}
+            mse = res.value(metric="mse", **cell)
+            assert res.value(metric="rel_mse", **cell) == pytest.approx(
+                abs(mse - clean) / clean, rel=1e-12)
+            assert res.value(metric="rel_mse_signed", **cell) == pytest.approx(
+                (mse - clean) / clean, rel=1e-12)
+            (same,) = res.select(metric="rel_mse_same_points", **cell)
+            if attack_name == "fgsm":
+                att_sq = res.per_sample[f"{model}|fgsm|{eps!r}|mse"][:, 0]
+                kept = ~np.isnan(att_sq)
+                expected = (att_sq[kept].mean() - clean_sq[kept].mean()) / clean_sq[kept].mean()
+                assert same.value == pytest.approx(expected, rel=1e-9)
+                assert math.isnan(same.spread)
+            else:
+                assert math.isfinite(same.value) and same.spread >= 0  # std over 2 draws
         # the table's numbers are the records' numbers
-        row = rows[1] if model == "RNN" else rows[4]
+        table_row = rows[1] if model == "RNN" else rows[4]
         fgsm = [res.value(model=model, attack="fgsm", epsilon=e, metric="rel_mse")
                 for e in EPSILONS]
-        assert [float(v) for v in row[1:]] == pytest.approx(fgsm, rel=1e-5)
-
-    # perturbed points that leave Ω are dropped, and more of them at larger eps
-    for model in ("RNN", "PINN"):
-        small = res.select(model=model, attack="fgsm", epsilon=0.01, metric="mse")[0]
-        big = res.select(model=model, attack="fgsm", epsilon=0.3, metric="mse")[0]
+        assert [float(v) for v in table_row[1:]] == pytest.approx(fgsm, rel=1e-5)
+        # perturbed points that leave Ω are dropped, and more of them at larger eps
+        small, big = (res.select(model=model, attack="fgsm", epsilon=e, metric="mse",
+                                 kind="adversarial")[0] for e in (0.01, 0.3))
         assert big.n_dropped > small.n_dropped > 0
         assert big.n + big.n_dropped == 31 * 31
+    # the field figure's FGSM step is the audit's, of size field_eps in L-inf
+    assert np.abs(res.per_sample["field|delta_pinn"]).max() == pytest.approx(
+        settings.field_eps, rel=1e-12)
 
     meta = res.metadata
-    # the deterministic FGSM re-run (same-points analysis) reproduces the audit's attacked MSE
-    assert max(meta["fgsm_rerun_max_relative_difference"].values()) < 1e-9
     assert isinstance(meta["description"], str) and meta["description"]
     assert all(isinstance(n, str) for n in meta["notes"]) and len(meta["notes"]) >= 5
-    assert sum("REPRODUCED" in n or "NOT reproduced" in n for n in meta["notes"]) == 2
-    assert set(meta["verdict"]) >= {"rel_mse", "rel_mse_same_points"}
+    assert [v["criterion"].split(":")[0] for v in meta["verdicts"]] == [
+        "with the paper's Rel MSE", "with the same-points change"]
+    assert all(v["outcome"] in ("reproduced", "partly", "not reproduced")
+               for v in meta["verdicts"])
+    assert out.report.read_text().count("<b>Verdict: ") == 2  # shown first in the report
     assert math.isfinite(meta["clean_relative_l2"]["RNN"])
+
+
+def test_settings_refuse_a_field_eps_that_is_not_audited() -> None:
+    with pytest.raises(ConfigError, match="field_eps"):
+        PoissonSettings(field_eps=0.12)
+    with pytest.raises(ConfigError, match="field_eps"):
+        PoissonSettings(epsilons=(0.01, 0.1))  # no strong attack left for the verdict
 
 
 def test_drop_on_the_full_grid_at_largest_eps() -> None:
@@ -171,8 +176,6 @@ def test_drop_on_the_full_grid_at_largest_eps() -> None:
     settings = PoissonSettings(rnn_interior_per_axis=10, rnn_boundary_per_side=50, rnn_hidden=50)
     rnn = RandomizedNet(settings.rnn_hidden, settings.rnn_radius, generator=gen)
     fit_rnn(rnn, *rnn_points(settings, gen))
-    from scirobust import audit
-
     res = audit(rnn, grid(101), reference=u_exact, epsilons=[0.3], attacks=["fgsm"],
                 metrics=["mse"], budget=Budget(norm="linf", bounds=(-1.0, 1.0), outside="drop"))
     rec = res.select(attack="fgsm", metric="mse")[0]

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,14 @@ def save_case_figure(fig: Figure, directory: Path, stem: str, caption: str) -> N
 
 
 def write_case_table(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Write a CSV table atomically; floats with 6 significant digits."""
+    """Write a CSV table atomically; floats with 6 significant digits; cells holding commas
+    or quotes are quoted (RFC 4180)."""
 
     def fmt(value: Any) -> str:
         return f"{float(value):.6g}" if isinstance(value, float | np.floating) else str(value)
 
-    lines = [",".join(header)] + [",".join(fmt(v) for v in row) for row in rows]
-    atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([fmt(v) for v in row] for row in rows)
+    atomic_write_text(Path(path), buffer.getvalue())
