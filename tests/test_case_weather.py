@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 
 import pytest
-import torch
 
 pytest.importorskip("torch_harmonics")
 pytest.importorskip("xarray")
 
 from scirobust.cases import CaseOptions, get_case
 from scirobust.cases.weather import WeatherSettings, run_weather
+from scirobust.errors import ConfigError
 from scirobust.results import Results
-from scirobust.rollout import parse_metric
 from scirobust.weather.shallow_water import generate
 
 TINY = WeatherSettings(nlat=16, nlon=32, n_train_traj=4, n_train_times=4, n_test=3,
@@ -32,6 +32,13 @@ def tiny_run(tmp_path_factory):
 def test_case_is_registered() -> None:
     case = get_case("weather")
     assert case.name == "weather" and "5.1" in case.paper
+
+
+def test_missing_extra_gives_the_install_hint(monkeypatch) -> None:
+    monkeypatch.delitem(sys.modules, "scirobust.cases.weather")
+    monkeypatch.setitem(sys.modules, "torch_harmonics", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"scirobust\[weather\]"):
+        get_case("weather")
 
 
 def test_quick_settings_are_the_documented_ones() -> None:
@@ -62,24 +69,43 @@ def test_tiny_run_writes_results_tables_figures_report(tiny_run) -> None:
     assert {r["variable"] for r in rows} == {"z", "u", "v", "vort"}
     loaded = Results.load(out)
     assert len(loaded) == len(output.results)
-    md = output.results.metadata
-    assert md["description"] and any("Verdict" in n for n in md["notes"])
-    assert md["verdict"].split(":")[0] in ("REPRODUCED", "PARTLY", "NOT REPRODUCED")
+    md = loaded.metadata
+    assert md["description"] and md["notes"]
+    (verdict,) = md["verdicts"]
+    assert verdict["outcome"] in ("reproduced", "partly", "not reproduced")
+    assert "FGSM/random" in verdict["detail"]
     assert len(output.summary) == 5
 
 
-def test_records_follow_the_lead_time_convention(tiny_run) -> None:
+def test_records_carry_kind_variable_and_lead(tiny_run) -> None:
     _, output = tiny_run
     res = output.results
-    for attack in ("clean", "random_sign", "fgsm"):
+    assert {r.kind for r in res} == {"clean", "random", "adversarial", "ratio"}
+    assert all("[" not in r.metric for r in res)
+    for attack, kind, eps in (("clean", "clean", 0.0), ("random_sign", "random", TINY.epsilon),
+                              ("fgsm", "adversarial", TINY.epsilon)):
         for var in ("z", "u", "v", "vort"):
             for k in (1, 2):
-                (rec,) = res.select(attack=attack, metric=f"lat_rmse[{var}@step={k}]")
-                assert rec.n == TINY.n_test and math.isfinite(rec.value)
-    ratio = res.select(attack="fgsm", metric="lat_rmse[u@step=2]_ratio")[0]
-    rnd = res.select(attack="random_sign", metric="lat_rmse[u@step=2]")[0]
-    fg = res.select(attack="fgsm", metric="lat_rmse[u@step=2]")[0]
-    assert ratio.value == pytest.approx(fg.value / rnd.value)
-    assert all(parse_metric(r.metric) is not None for r in res.records)
-    assert res.metadata["units"]["lat_rmse[z@step=1]"] == "m"
-    assert torch.get_num_threads() >= 1
+                (rec,) = res.select(attack=attack, kind=kind, metric="lat_rmse", variable=var,
+                                    step=k)
+                assert (rec.epsilon, rec.n) == (eps, TINY.n_test)
+                assert math.isfinite(rec.value)
+                assert res.select(attack=attack, metric="acc", variable=var, step=k)
+    (ratio,) = res.select(kind="ratio", metric="lat_rmse", variable="u", step=2)
+    rnd = res.select(kind="random", metric="lat_rmse", variable="u", step=2)[0]
+    fg = res.select(kind="adversarial", metric="lat_rmse", variable="u", step=2)[0]
+    assert ratio.baseline == "random_sign"
+    assert ratio.value == pytest.approx(fg.value / rnd.value)  # physical units cancel
+    assert res.metadata["units"]["z"] == "m"
+    assert res.metadata["step_label"] == "lead time (model steps)"
+
+
+def test_rmse_is_in_physical_units(tiny_run) -> None:
+    out, output = tiny_run
+    # z (m, std ~ 10² m) and vort (1/s, std ~ 10⁻⁵) differ by many orders of magnitude
+    z = output.results.select(kind="clean", metric="lat_rmse", variable="z", step=1)[0]
+    vort = output.results.select(kind="clean", metric="lat_rmse", variable="vort", step=1)[0]
+    assert z.value > 1e3 * vort.value
+    with open(out / "tables" / "weather_rmse_by_lead.csv") as f:
+        first = next(csv.DictReader(f))
+    assert float(first["clean"]) == pytest.approx(z.value, rel=1e-5)

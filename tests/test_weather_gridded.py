@@ -87,5 +87,10 @@ def test_audit_on_gridded_file(tmp_path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Conv2d(2, 2, 3, padding=1)
     res, _ = audit_gridded(model, data, stats, starts=[0, 2], steps=3, n_random=2)
-    assert res.select(attack="fgsm", metric="lat_rmse[u10@step=3]")
-    assert res.select(attack="clean", metric="acc[z500@step=1]")
+    (fg,) = res.select(kind="adversarial", metric="lat_rmse", variable="u10", step=3)
+    assert fg.kind == "adversarial" and fg.epsilon == 0.05
+    assert res.select(attack="clean", metric="acc", variable="z500", step=1, kind="clean")
+    (ratio,) = res.select(kind="ratio", variable="u10", step=3)
+    assert ratio.baseline == "random_sign" and ratio.metric == "lat_rmse"
+    res2, _ = audit_gridded(model, data, stats, starts=[0, 2], steps=1, eps=0.1, n_random=1)
+    assert {r.epsilon for r in res2.select(kind="random")} == {0.1}

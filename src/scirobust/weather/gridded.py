@@ -242,7 +242,8 @@ def audit_gridded(model: Any, data: GriddedData, stats: NormStats, *, starts: Se
                   steps: int, eps: float = 0.05, **kwargs: Any) -> Any:
     """Audit an autoregressive model trained on normalised fields on a user's gridded data.
 
-    Normalises with ``stats``, builds per-variable budgets of ``eps`` normalised units, uses
+    Normalises with ``stats``, sweeps ``eps`` normalised units on every variable (records'
+    ``epsilon`` = ``eps``; a ``sweep`` keyword brings its own budget and epsilons), uses
     the file's latitudes for weighting and the time mean of ``data`` as climatology for ACC,
     and calls `scirobust.rollout.rollout_audit` (extra keyword arguments are passed on).
     Returns ``(results, traces)``; metrics are in normalised units (multiply by ``stats.std``
@@ -253,7 +254,9 @@ def audit_gridded(model: Any, data: GriddedData, stats: NormStats, *, starts: Se
     x0, targets = rollout_windows(data, starts, steps, stats)
     clim = torch.as_tensor(stats.normalize(data.values.mean(axis=0), axis=0),
                            dtype=torch.float32)
-    budget = per_variable_budget(eps, len(data.variables))
     kwargs.setdefault("variables", data.variables)
-    return rollout_audit(model, x0, targets, steps, budget=budget, lat=data.lat,
-                         climatology=clim, **kwargs)
+    if kwargs.get("sweep") is None:
+        # a budget of one normalised unit per variable, scaled by the sweep's epsilon
+        kwargs.setdefault("budget", per_variable_budget(1.0, len(data.variables)))
+        kwargs.setdefault("epsilons", [eps])
+    return rollout_audit(model, x0, targets, steps, lat=data.lat, climatology=clim, **kwargs)
