@@ -2,6 +2,7 @@
 after a refactor).
 
     python scripts/compare_results.py BEFORE_DIR AFTER_DIR [--rtol 0] [--ignore-kind random]
+        [--values-only] [--rename metric:OLD=NEW] [--rename attack:OLD=NEW]
 
 Records are matched on (case, model, attack, epsilon, metric, variable, step, kind); results
 written before the ``kind``/``variable``/``step`` columns existed are upgraded on reading, so
@@ -14,6 +15,7 @@ missing after the change.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections import Counter
@@ -34,15 +36,26 @@ def _same(a: float, b: float, rtol: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= rtol * max(abs(a), abs(b))
 
 
-def compare(before: Results, after: Results, rtol: float = 0.0) -> dict[str, list]:
-    """``{"identical", "differ", "missing", "added"}`` lists of (key, before, after) values."""
+def renamed(results: Results, renames: dict[tuple[str, str], str]) -> Results:
+    """``results`` with attack or metric names renamed (``{("metric", old): new}``)."""
+    records = [dataclasses.replace(
+        r, metric=renames.get(("metric", r.metric), r.metric),
+        attack=renames.get(("attack", r.attack), r.attack)) for r in results]
+    return Results(records, results.metadata)
+
+
+def compare(before: Results, after: Results, rtol: float = 0.0,
+            values_only: bool = False) -> dict[str, list]:
+    """``{"identical", "differ", "missing", "added"}`` lists of (key, before, after) values;
+    ``values_only`` compares values and ignores standard errors."""
     old = {_key(r): r for r in before}
     new = {_key(r): r for r in after}
     out: dict[str, list] = {"identical": [], "differ": [], "missing": [], "added": []}
     for key, rec in old.items():
         if key not in new:
             out["missing"].append((key, rec.value, None))
-        elif _same(rec.value, new[key].value, rtol) and _same(rec.stderr, new[key].stderr, rtol):
+        elif _same(rec.value, new[key].value, rtol) and (
+                values_only or _same(rec.stderr, new[key].stderr, rtol)):
             out["identical"].append((key, rec.value, new[key].value))
         else:
             out["differ"].append((key, rec.value, new[key].value))
@@ -59,8 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ignore-kind", action="append", default=[],
                         help="kinds whose differences are intended (repeatable)")
     parser.add_argument("--limit", type=int, default=40, help="rows printed per group")
+    parser.add_argument("--values-only", action="store_true",
+                        help="compare values only (a standard error added where there was "
+                        "none is not a difference)")
+    parser.add_argument("--rename", action="append", default=[], metavar="FIELD:OLD=NEW",
+                        help="rename a metric or attack of BEFORE (repeatable), e.g. "
+                        "metric:abs_error=mae")
     args = parser.parse_args(argv)
-    found = compare(Results.load(args.before), Results.load(args.after), args.rtol)
+    renames = {}
+    for item in args.rename:
+        field, _, pair = item.partition(":")
+        old, _, new = pair.partition("=")
+        if field not in ("metric", "attack") or not old or not new:
+            parser.error(f"--rename {item!r}: use metric:OLD=NEW or attack:OLD=NEW")
+        renames[(field, old)] = new
+    before = renamed(Results.load(args.before), renames)
+    found = compare(before, Results.load(args.after), args.rtol, args.values_only)
     counts = {group: Counter(key[-1] for key, *_ in rows) for group, rows in found.items()}
     kinds = sorted({k for c in counts.values() for k in c})
     print(f"{'kind':12s} " + " ".join(f"{g:>9s}" for g in found))
