@@ -137,3 +137,22 @@ def test_per_sample_values_and_epsilons_are_read_by_name() -> None:
     assert res.samples("fgsm", 0.1, "mae").mean() > clean.mean()
     with pytest.raises(DataError, match=r"fgsm\|0\.1"):
         res.samples("fgsm", 0.3, "mae")
+
+
+def test_one_step_attacks_share_one_gradient_across_epsilons() -> None:
+    model, x, y = _model_and_data()
+    graded: list[int] = []
+    model.register_forward_hook(
+        lambda *_: graded.append(1) if torch.is_grad_enabled() else None)
+    kw = {"attacks": ["random_sign", "fgsm", {"name": "bim", "steps": 2}], "n_random": 2,
+          "batch_size": 8, "metrics": ["rmse"]}
+    swept = audit(model, x, y, Sweep(epsilons=[0.05, 0.1, 0.2], **kw))
+    with_sharing = len(graded)
+    for eps in (0.05, 0.1, 0.2):
+        alone = audit(model, x, y, Sweep(epsilons=[eps], **kw))
+        for rec in alone:
+            if rec.epsilon == eps:
+                assert swept.value(attack=rec.attack, epsilon=eps, metric="rmse",
+                                   kind=rec.kind) == rec.value
+    # 3 batches: the checks take 1 gradient, FGSM 3 (once for all eps), BIM 3 x 2 x 3 eps
+    assert with_sharing == 1 + 3 + 18

@@ -28,7 +28,7 @@ from scirobust import distributed
 from scirobust import objectives as obj
 from scirobust._hashing import fingerprint_tensors, stable_int
 from scirobust.attacks import attack as run_attack
-from scirobust.attacks import get_spec, preserved_model_state, skip_randomness
+from scirobust.attacks import get_spec, input_gradient, preserved_model_state, skip_randomness
 from scirobust.errors import ConfigError, DataError
 from scirobust.metrics import DEFAULT_METRICS, Metric, Reduction, resolve_metric
 from scirobust.results import (
@@ -442,6 +442,14 @@ def audit(
     stale_cells = set(cache.glob("*.npz")) if cache is not None and cache.is_dir() else set()
 
     cells = list(sweep.cells())
+    # A one-step attack from the clean input takes the same gradient at every eps: compute it
+    # once per batch (memory: one input-sized gradient per such attack, while the sweep runs).
+    shared_gradient_runs = {
+        r.key for r in runs if len(sweep.epsilons) > 1 and get_spec(r.name).kind == "gradient"
+        and (r.steps or get_spec(r.name).steps) == 1
+        and not (get_spec(r.name).random_start if r.random_start is None else r.random_start)
+    }
+    shared_gradients: dict[tuple[str, int], Tensor] = {}
     results = Results()
     error_like: set[str] = set()
     reused = 0
@@ -480,8 +488,16 @@ def audit(
                                 skip_randomness(xb, run.name, budget_now, gen, **run.options())
                             continue
                         if run is not None:
-                            xb = run_attack(model, xb, objective_for(run, sl), budget_now,
-                                            run.name, generator=gen, **run.options())
+                            objective_now = objective_for(run, sl)
+                            first = None
+                            if run.key in shared_gradient_runs:
+                                first = shared_gradients.get((run.key, i))
+                                if first is None:
+                                    first = input_gradient(model, xb, objective_now)
+                                    shared_gradients[(run.key, i)] = first
+                            xb = run_attack(model, xb, objective_now, budget_now, run.name,
+                                            generator=gen, first_gradient=first,
+                                            **run.options())
                         parts[i] = evaluate(xb, sl)
                     parts = distributed.gather_parts(parts, world)
                     per_draw.append(_Part.concatenate([parts[i] for i in range(len(slices))]))

@@ -6,6 +6,7 @@ from scirobust.attacks.core import (
     attack,
     get_spec,
     gradient_ascent,
+    input_gradient,
     preserved_model_state,
     skip_randomness,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "attack",
     "get_spec",
     "gradient_ascent",
+    "input_gradient",
     "preserved_model_state",
     "skip_randomness",
 ]

@@ -177,6 +177,35 @@ def _refuse_own_prediction(objective: Objective, output0: Tensor) -> None:
         )
 
 
+def _prepared(objective: Objective, model: Model, x0: Tensor) -> Objective:
+    """The objective fixed at the clean batch (e.g. the least-likely class of ILLC)."""
+    prepare = getattr(objective, "prepare", None)
+    if prepare is None:
+        return objective
+    with torch.no_grad():
+        return prepare(model(x0), x0)
+
+
+def _first_gradient(model: Model, objective: Objective, x: Tensor,
+                    clean_start: bool) -> Tensor:
+    """Input-gradient of the first step, with the checks every gradient attack makes there."""
+    output, loss, grad = _loss_and_grad(model, objective, x)
+    if clean_start:
+        _refuse_own_prediction(objective, output)
+    if not torch.isfinite(grad).all():
+        raise AttackError(
+            "The input-gradient contains NaN or Inf; check the model and objective for "
+            "operations that are not differentiable at these inputs (sqrt(0), log(0))."
+        )
+    if (loss == 0).all() and (grad == 0).all():
+        raise ObjectiveError(
+            "The objective and its input-gradient are exactly zero for every sample: "
+            "the target is probably the model's own prediction. Use the ground truth or "
+            "a more accurate reference as target."
+        )
+    return grad
+
+
 def gradient_ascent(
     model: Model,
     x0: Tensor,
@@ -187,16 +216,17 @@ def gradient_ascent(
     step_size: float,
     random_start: bool,
     generator: torch.Generator | None = None,
+    first_gradient: Tensor | None = None,
 ) -> Tensor:
     """The one loop all gradient attacks share: ascend ``objective`` inside ``budget``.
 
     Each step does one forward pass and one input-gradient, moves by ``step_size`` (fraction
     of the budget) along the steepest-ascent direction of the budget's norm and projects back.
+    ``first_gradient`` (from `input_gradient` at ``x0``) replaces the first step's
+    gradient when the loop starts at ``x0``: a sweep of one-step attacks over several eps
+    then needs one backward pass per batch, not one per eps.
     """
-    prepare = getattr(objective, "prepare", None)
-    if prepare is not None:
-        with torch.no_grad():
-            objective = prepare(model(x0), x0)
+    objective = _prepared(objective, model, x0)
     ball = budget.around(x0)
     x = x0
     if random_start:
@@ -207,23 +237,24 @@ def gradient_ascent(
                 _refuse_own_prediction(objective, model(x0))
         x = ball.project(x0 + budget.random_delta(x0, "uniform", generator))
     for step in range(steps):
-        output, loss, grad = _loss_and_grad(model, objective, x)
-        if step == 0:
-            if not random_start:
-                _refuse_own_prediction(objective, output)
-            if not torch.isfinite(grad).all():
-                raise AttackError(
-                    "The input-gradient contains NaN or Inf; check the model and objective for "
-                    "operations that are not differentiable at these inputs (sqrt(0), log(0))."
-                )
-            if (loss == 0).all() and (grad == 0).all():
-                raise ObjectiveError(
-                    "The objective and its input-gradient are exactly zero for every sample: "
-                    "the target is probably the model's own prediction. Use the ground truth or "
-                    "a more accurate reference as target."
-                )
+        if step == 0 and first_gradient is not None and not random_start:
+            grad = first_gradient
+        elif step == 0:
+            grad = _first_gradient(model, objective, x, clean_start=not random_start)
+        else:
+            grad = _loss_and_grad(model, objective, x)[2]
         x = ball.project(x.detach() + ball.step(grad, step_size))
     return x.detach()
+
+
+def input_gradient(model: Model, x: Tensor, objective: Objective, *,
+                   eval_mode: bool = True) -> Tensor:
+    """The input-gradient that a gradient attack starting at ``x`` takes first (objective
+    prepared at ``x``, same checks), with the model state guarded as in `attack`. Pass it as
+    ``attack(..., first_gradient=...)`` to reuse it for several budgets."""
+    with preserved_model_state(model, eval_mode):
+        return _first_gradient(model, _prepared(objective, model, x.detach()), x.detach(),
+                               clean_start=True)
 
 
 def attack(
@@ -238,6 +269,7 @@ def attack(
     random_start: bool | None = None,
     generator: torch.Generator | None = None,
     eval_mode: bool = True,
+    first_gradient: Tensor | None = None,
 ) -> Tensor:
     """Perturb ``x`` within ``budget`` to increase ``objective``; return the perturbed input.
 
@@ -255,6 +287,8 @@ def attack(
         random_start: start from a uniform random point of the budget (default: PGD only).
         generator: CPU ``torch.Generator`` for random controls and random starts.
         eval_mode: run the model in eval mode during the attack (restored afterwards).
+        first_gradient: the first step's input-gradient at ``x`` (`input_gradient`), reused
+            instead of recomputed when the attack starts at ``x`` (no random start).
 
     Returns:
         The perturbed input, detached, same shape, dtype and device as ``x``. The model's
@@ -294,6 +328,7 @@ def attack(
         return gradient_ascent(
             model, x0, objective, budget,
             steps=n_steps, step_size=step_size, random_start=start, generator=generator,
+            first_gradient=first_gradient,
         )
 
 
