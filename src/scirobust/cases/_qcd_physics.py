@@ -20,10 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["DLQP", "D_G", "D_S", "D_UD", "HOTQCD_TC_GEV", "HOTQCD_VALID_GEV", "P_IDEAL",
-           "ResidualMLP", "hotqcd_e_over_t4", "hotqcd_p_over_t4", "laguerre_nodes", "ln_z_over_v",
-           "momentum_integral", "thermodynamics"]
-
 # --------------------------------------------------------------------------- HotQCD 2014
 HOTQCD_TC_GEV = 0.154
 """Pseudo-critical temperature used by the parametrisation, GeV (154 MeV)."""
@@ -31,8 +27,7 @@ HOTQCD_TC_GEV = 0.154
 P_IDEAL = 95.0 * math.pi**2 / 180.0
 """Stefan–Boltzmann limit of p/T⁴ for 3 massless flavours and gluons (= 47.5 π²/90)."""
 
-_CT = 3.8706
-_T0 = 0.9761
+_CT, _T0 = 3.8706, 0.9761
 _A = (-8.7704, 3.9200, 0.0, 0.3419)
 _B = (-1.2600, 0.8425, 0.0, -0.0475)
 
@@ -73,12 +68,11 @@ def hotqcd_e_over_t4(temperature_gev: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- quasi-particles
-D_G = 16
-"""Degeneracy of gluons (2 spins × 8 colours)."""
-D_UD = 24
-"""Degeneracy of u and d quarks with antiquarks (2 flavours × 2 spins × 3 colours × 2)."""
-D_S = 12
-"""Degeneracy of s quarks with antiquarks (2 spins × 3 colours × 2)."""
+D_G, D_UD, D_S = 16, 24, 12
+"""Degeneracies: gluons 2 spins × 8 colours; u and d quarks with antiquarks 2 flavours × 2 spins
+× 3 colours × 2; s quarks with antiquarks 2 spins × 3 colours × 2."""
+SPECIES = (("g", D_G, -1), ("ud", D_UD, +1), ("s", D_S, +1))
+"""Quasi-particle species: name, degeneracy and statistics (−1 bosons, +1 fermions)."""
 
 
 @functools.cache
@@ -96,57 +90,40 @@ def momentum_integral(mass_over_t: Tensor, statistics: int, n_nodes: int = 64) -
     massless boson (whose integrand has a log singularity at x = 0) with 64 nodes.
     ``mass_over_t``: any shape; the result has the same shape.
     """
-    x, w = laguerre_nodes(n_nodes)
-    x = x.to(mass_over_t)
-    w = w.to(mass_over_t)
+    x, w = (v.to(mass_over_t) for v in laguerre_nodes(n_nodes))
     energy = torch.sqrt(x**2 + mass_over_t.unsqueeze(-1) ** 2)
     integrand = torch.exp(x) * x**2 * torch.log1p(statistics * torch.exp(-energy))
     return (integrand * w).sum(dim=-1)
 
 
-def ln_z_over_v(
-    temperature_gev: Tensor,
-    mass_g_gev: Tensor,
-    mass_ud_gev: Tensor,
-    mass_s_gev: Tensor,
-    n_nodes: int = 64,
-) -> Tensor:
-    """``ln Z / V`` (GeV³) of quasi-gluons, quasi-u/d and quasi-s quarks at temperature ``T``.
+def ln_z_over_v(temperature_gev: Tensor, masses_gev: Tensor, n_nodes: int = 64) -> Tensor:
+    """``ln Z / V`` (GeV³) of quasi-gluons, quasi-u/d and quasi-s quarks at temperature ``T``
+    (shape (N, 1)); ``masses_gev`` (N, 3): columns g, ud, s (`SPECIES`).
 
     ``ln Z_g/V = −(d_g/2π²) ∫ p² ln(1 − e^{−E/T}) dp`` and
     ``ln Z_q/V = +(d_q/2π²) ∫ p² ln(1 + e^{−E/T}) dp`` with ``E = √(p² + m²)``; in terms of
     ``x = p/T`` each is ``T³ d/(2π²)`` times a dimensionless integral.
     """
     t3 = temperature_gev**3 / (2.0 * math.pi**2)
-    gluons = -D_G * momentum_integral(mass_g_gev / temperature_gev, -1, n_nodes)
-    light = D_UD * momentum_integral(mass_ud_gev / temperature_gev, +1, n_nodes)
-    strange = D_S * momentum_integral(mass_s_gev / temperature_gev, +1, n_nodes)
-    return t3 * (gluons + light + strange)
+    return t3 * sum(stat * d * momentum_integral(masses_gev[..., i:i + 1] / temperature_gev,
+                                                 stat, n_nodes)
+                    for i, (_, d, stat) in enumerate(SPECIES))
 
 
-def thermodynamics(
-    ln_z_fn: Callable[[Tensor], Tensor], temperature_gev: Tensor, create_graph: bool = False
-) -> dict[str, Tensor]:
+def thermodynamics(ln_z_fn: Callable[[Tensor], Tensor],
+                   temperature_gev: Tensor) -> dict[str, Tensor]:
     """Pressure, energy and entropy density from ``ln Z/V`` as a function of ``T`` (GeV).
 
     ``ln_z_fn(T)`` must be differentiable in ``T`` (masses that depend on ``T`` included).
     Returns ``p_over_t4``, ``e_over_t4``, ``s_over_t3`` (dimensionless) and ``pressure_gev4``,
-    ``energy_gev4``; with ``create_graph=False`` the tensors are detached.
+    ``energy_gev4``, detached.
     """
     lnz, dlnz_dt = _t_derivative(ln_z_fn, temperature_gev)
     t = temperature_gev
-    pressure = t * lnz
-    energy = t**2 * dlnz_dt
-    out = {
-        "pressure_gev4": pressure,
-        "energy_gev4": energy,
-        "p_over_t4": pressure / t**4,
-        "e_over_t4": energy / t**4,
-        "s_over_t3": (energy + pressure) / t**4,
-    }
-    if not create_graph:
-        out = {k: v.detach() for k, v in out.items()}
-    return out
+    pressure, energy = t * lnz, t**2 * dlnz_dt
+    out = {"pressure_gev4": pressure, "energy_gev4": energy, "p_over_t4": pressure / t**4,
+           "e_over_t4": energy / t**4, "s_over_t3": (energy + pressure) / t**4}
+    return {k: v.detach() for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------- DLQP model
@@ -178,7 +155,7 @@ class DLQP(nn.Module):
     quasi-u/d and quasi-s quarks; ``ln Z/V`` of the quasi-particle gas follows by quadrature.
     """
 
-    species = ("g", "ud", "s")
+    species = tuple(name for name, _, _ in SPECIES)
 
     def __init__(self, hidden: int = 32, blocks: int = 2, n_quadrature: int = 64) -> None:
         super().__init__()
@@ -193,9 +170,7 @@ class DLQP(nn.Module):
 
     def ln_z_over_v(self, temperature_gev: Tensor) -> Tensor:
         """``ln Z / V`` in GeV³, shape (N, 1)."""
-        m = self.masses(temperature_gev)
-        return ln_z_over_v(temperature_gev, m[..., 0:1], m[..., 1:2], m[..., 2:3],
-                           self.n_quadrature)
+        return ln_z_over_v(temperature_gev, self.masses(temperature_gev), self.n_quadrature)
 
     def forward(self, temperature_gev: Tensor) -> Tensor:
         return self.ln_z_over_v(temperature_gev) / temperature_gev**3

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ CAPTIONS = {
 """Captions of the case figures, by file stem."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class QcdSettings:
     """Settings of the QCD case; fixed from the paper before any result was looked at.
 
@@ -101,9 +100,8 @@ class QcdSettings:
 
 
 # --------------------------------------------------------------------------- build
-def train_dlqp(
-    settings: QcdSettings, seed: int, device: str = "cpu", quiet: bool = True
-) -> tuple[DLQP, dict[str, Any]]:
+def train_dlqp(settings: QcdSettings, seed: int, device: str = "cpu",
+               quiet: bool = True) -> tuple[DLQP, dict[str, Any]]:
     """Train the DLQP model on p/T⁴ at ``n_train`` temperatures; full batch Adam, cosine lr.
 
     Returns the model in eval mode and a dict with the training temperatures (GeV), the final
@@ -117,9 +115,8 @@ def train_dlqp(
     t_train = torch.linspace(lo, hi, settings.n_train, dtype=torch.float64, device=device)[:, None]
     p_train = hotqcd_p_over_t4(t_train)
     opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, max(settings.epochs, 1), eta_min=settings.final_learning_rate
-    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(settings.epochs, 1),
+                                                       eta_min=settings.final_learning_rate)
     started = time.perf_counter()
     epochs = range(settings.epochs)
     for _ in epochs if quiet else track(epochs, description="training DLQP"):
@@ -135,20 +132,18 @@ def train_dlqp(
                    "train_seconds": time.perf_counter() - started}
 
 
-def _fit_quality(
-    model: DLQP, settings: QcdSettings, device: str
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+def _fit_quality(model: DLQP, settings: QcdSettings,
+                 device: str) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
     """Model and HotQCD p/T⁴, ε/T⁴ and the masses on a dense grid of the training range, and
     the absolute and relative errors of p (trained) and ε (predicted)."""
     lo, hi = settings.train_range_gev
     t = torch.linspace(lo, hi, settings.n_dense, dtype=torch.float64, device=device)[:, None]
     thermo = model.thermodynamics(t)
     with torch.no_grad():
-        masses = model.masses(t)
-    dense = {"t_gev": t[:, 0], "p_model": thermo["p_over_t4"][:, 0],
-             "e_model": thermo["e_over_t4"][:, 0], "p_ref": hotqcd_p_over_t4(t)[:, 0],
-             "e_ref": hotqcd_e_over_t4(t).detach()[:, 0], "masses_gev": masses}
-    dense = {k: v.cpu().numpy() for k, v in dense.items()}
+        masses = model.masses(t).cpu().numpy()
+    dense = {"t_gev": t, "p_model": thermo["p_over_t4"], "e_model": thermo["e_over_t4"],
+             "p_ref": hotqcd_p_over_t4(t), "e_ref": hotqcd_e_over_t4(t).detach()}
+    dense = {k: v[:, 0].cpu().numpy() for k, v in dense.items()} | {"masses_gev": masses}
     fit = {}
     for q in ("p", "e"):
         diff = dense[f"{q}_model"] - dense[f"{q}_ref"]
@@ -159,9 +154,8 @@ def _fit_quality(
 
 
 # --------------------------------------------------------------------------- measure
-def audit_temperatures(
-    model: DLQP, temperatures_gev: np.ndarray, settings: QcdSettings, seed: int = 0
-) -> Results:
+def audit_temperatures(model: DLQP, temperatures_gev: np.ndarray, settings: QcdSettings,
+                       seed: int = 0) -> Results:
     """Clean, random_sign (``n_random`` draws) and FGSM on the temperature at every eps (GeV):
     metric ``mae`` of p/T⁴ against HotQCD at the perturbed temperature; keeps per-sample
     errors and the perturbed temperatures (`Results.perturbed`)."""
@@ -172,24 +166,22 @@ def audit_temperatures(
 
 
 def temperature_errors(results: Results, temperatures_gev: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-temperature |Δ(p/T⁴)| from `audit_temperatures`' results: ``clean``, and per eps
-    (``k = f"{eps:g}"``) ``random_k`` (mean over the random_sign draws), ``fgsm_k`` and
-    ``fgsm_sign_k`` (+1/−1: the way FGSM moved T)."""
-
-    def column(label: str, eps: float) -> np.ndarray:
-        return results.per_sample[f"{label}|{eps!r}|{METRIC}"][:, 0]
-
-    out = {"clean": column("clean", 0.0)}
-    for eps in results.metadata["config"]["epsilons"]:
-        k, t_fgsm = f"{eps:g}", results.perturbed[("fgsm", eps)].inputs[0, :, 0].numpy()
-        out |= {f"random_{k}": column(RANDOM_SIGN, eps), f"fgsm_{k}": column("fgsm", eps),
-                f"fgsm_sign_{k}": np.sign(t_fgsm - temperatures_gev)}
+    """Per-temperature columns from `audit_temperatures`' results: ``clean_abs_error``
+    (|Δ(p/T⁴)|), and per eps (``k = f"{eps:g}"``) ``random_sign_k`` (mean over the draws),
+    ``fgsm_k``, ``fgsm_direction_k`` (+1/−1: the way FGSM moved T) and
+    ``random_exceeds_fgsm_k``."""
+    out = {"clean_abs_error": results.samples("clean", 0.0, METRIC)[:, 0]}
+    for eps in results.epsilons:
+        rnd, fgsm = (results.samples(attack, eps, METRIC)[:, 0] for attack in ATTACKS)
+        t_fgsm = results.perturbed[("fgsm", eps)].inputs[0, :, 0].numpy()
+        out |= {f"random_sign_{eps:g}": rnd, f"fgsm_{eps:g}": fgsm,
+                f"fgsm_direction_{eps:g}": np.sign(t_fgsm - temperatures_gev),
+                f"random_exceeds_fgsm_{eps:g}": rnd > fgsm}
     return out
 
 
-def _landscape(
-    model: DLQP, temps: np.ndarray, flagged: dict[float, np.ndarray], device: str
-) -> dict[str, Any]:
+def _landscape(model: DLQP, temps: np.ndarray, flagged: dict[float, np.ndarray],
+               device: str) -> dict[str, Any]:
     """|Δ(p/T⁴)| along T (±2.5 max eps, 201 points) around the flagged temperature nearest the
     paper's 0.24 GeV (largest eps first; nearest 0.24 GeV if none is flagged), and the slope
     of |Δ(p/T⁴)| there (per GeV). A figure of the loss along the only input, not a control."""
@@ -213,55 +205,55 @@ def _landscape(
 def _figures(directory: Path, dense: dict[str, np.ndarray], t_train: np.ndarray,
              temps: np.ndarray, errors: dict[str, np.ndarray], settings: QcdSettings,
              landscape: dict[str, Any]) -> None:
-    figures: dict[str, Figure] = {}
-    t_mev = dense["t_gev"] * 1e3
-    fig = Figure(figsize=(6.4, 6.4), layout="constrained")  # paper Fig. 5B
-    axes = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    t_mev, epsilons = dense["t_gev"] * 1e3, settings.epsilons_gev
+    figs = {"qcd_1_eos": Figure(figsize=(6.4, 6.4), layout="constrained"),
+            "qcd_2_attack_errors": Figure(figsize=(6.4, 3.2 * len(epsilons)), layout="constrained"),
+            "qcd_3_loss_landscape": Figure(figsize=(6.4, 3.8), layout="constrained"),
+            "qcd_4_masses": Figure(figsize=(6.4, 3.6), layout="constrained")}
+    top, bottom = figs["qcd_1_eos"].subplots(  # paper Fig. 5B
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
     for q, name, what, (c_ref, c_model) in (("p", "p/T⁴", "trained", (CLEAN, FGSM)),
                                             ("e", "ε/T⁴", "predicted", (RANDOM, COLORS.orange))):
-        axes[0].plot(t_mev, dense[f"{q}_ref"], color=c_ref, lw=1.5, label=f"HotQCD 2014 {name}")
-        axes[0].plot(t_mev, dense[f"{q}_model"], color=c_model, lw=1.5, ls="--",
-                     label=f"DLQP {name} ({what})")
-        axes[1].plot(t_mev, dense[f"{q}_model"] - dense[f"{q}_ref"], color=c_model,
-                     label=f"Δ({name})")
-    axes[0].plot(t_train * 1e3, hotqcd_p_over_t4(torch.as_tensor(t_train)).numpy(), "o",
-                 ms=3, color=CLEAN, mfc="none", label="training temperatures")
-    axes[0].set(ylabel="p/T⁴, ε/T⁴", title="DLQP model vs HotQCD parametrisation")
-    axes[0].legend(fontsize=8, loc="lower right")
-    axes[1].axhline(0, color=COLORS.grey, lw=0.8)
-    axes[1].set(xlabel="T (MeV)", ylabel="model − HotQCD")
-    axes[1].legend(fontsize=8)
-    figures["qcd_1_eos"] = fig
+        top.plot(t_mev, dense[f"{q}_ref"], color=c_ref, lw=1.5, label=f"HotQCD 2014 {name}")
+        top.plot(t_mev, dense[f"{q}_model"], color=c_model, lw=1.5, ls="--",
+                 label=f"DLQP {name} ({what})")
+        bottom.plot(t_mev, dense[f"{q}_model"] - dense[f"{q}_ref"], color=c_model,
+                    label=f"Δ({name})")
+    top.plot(t_train * 1e3, hotqcd_p_over_t4(torch.as_tensor(t_train)).numpy(), "o", ms=3,
+             color=CLEAN, mfc="none", label="training temperatures")
+    top.set(ylabel="p/T⁴, ε/T⁴", title="DLQP model vs HotQCD parametrisation")
+    top.legend(fontsize=8, loc="lower right")
+    bottom.axhline(0, color=COLORS.grey, lw=0.8)
+    bottom.set(xlabel="T (MeV)", ylabel="model − HotQCD")
+    bottom.legend(fontsize=8)
 
-    n = len(settings.epsilons_gev)
-    fig = Figure(figsize=(6.4, 3.2 * n), layout="constrained")  # paper Fig. 5C/D
-    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    for ax, eps in zip(axes, settings.epsilons_gev, strict=True):
-        k = f"{eps:g}"
-        ax.semilogy(temps * 1e3, errors["clean"], "o-", ms=3, color=CLEAN, label="clean")
-        ax.semilogy(temps * 1e3, errors[f"random_{k}"], "s-", ms=3, color=RANDOM,
-                    label=f"random_sign (mean of {settings.n_random} draws)")
-        ax.semilogy(temps * 1e3, errors[f"fgsm_{k}"], "^-", ms=3, color=FGSM, label="FGSM")
-        flagged = errors[f"random_{k}"] > errors[f"fgsm_{k}"]
+    axes = figs["qcd_2_attack_errors"].subplots(len(epsilons), 1, sharex=True, squeeze=False)
+    for ax, eps in zip(axes[:, 0], epsilons, strict=True):  # paper Fig. 5C/D
+        k, flagged = f"{eps:g}", errors[f"random_exceeds_fgsm_{eps:g}"]
+        for column, style, colour, label in (
+                ("clean_abs_error", "o-", CLEAN, "clean"),
+                (f"random_sign_{k}", "s-", RANDOM,
+                 f"random_sign (mean of {settings.n_random} draws)"),
+                (f"fgsm_{k}", "^-", FGSM, "FGSM")):
+            ax.semilogy(temps * 1e3, errors[column], style, ms=3, color=colour, label=label)
         for t in temps[flagged]:
             ax.axvspan(t * 1e3 - 1.0, t * 1e3 + 1.0, color=RANDOM, alpha=0.15, lw=0)
         ax.set_ylabel("|Δ(p/T⁴)|")
         ax.set_title(f"eps = {k} GeV: random > FGSM at {int(flagged.sum())} of "
                      f"{flagged.size} temperatures (shaded)", fontsize=9)
         ax.legend(fontsize=8)
-    axes[-1].set_xlabel("T (MeV)")
-    figures["qcd_2_attack_errors"] = fig
+    axes[-1, 0].set_xlabel("T (MeV)")
 
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-    ax = fig.subplots()
+    ax = figs["qcd_3_loss_landscape"].subplots()
     t_c, t_line, line = landscape["t_gev"], landscape["t_line_gev"], landscape["abs_error_line"]
+    i = landscape["index"]
     ax.plot(t_line * 1e3, line, color=CLEAN, label="|Δ(p/T⁴)| along T")
-    tangent = errors["clean"][landscape["index"]] + landscape["slope_per_gev"] * (t_line - t_c)
+    tangent = errors["clean_abs_error"][i] + landscape["slope_per_gev"] * (t_line - t_c)
     ax.plot(t_line * 1e3, np.abs(tangent), color=COLORS.grey, ls=":",
             label="first-order (gradient) prediction")
     ax.axvline(t_c * 1e3, color=CLEAN, lw=0.8)
-    for eps, marker in zip(settings.epsilons_gev, ("o", "s", "D"), strict=False):
-        sign = errors[f"fgsm_sign_{eps:g}"][landscape["index"]]
+    for eps, marker in zip(epsilons, ("o", "s", "D"), strict=False):
+        sign = errors[f"fgsm_direction_{eps:g}"][i]
         for s, colour, lab in ((sign, FGSM, "FGSM side"), (-sign, RANDOM, "other side")):
             t_s = t_c + s * eps
             ax.plot(t_s * 1e3, np.interp(t_s, t_line, line), marker, color=colour, ms=7,
@@ -269,29 +261,29 @@ def _figures(directory: Path, dense: dict[str, np.ndarray], t_train: np.ndarray,
     ax.set(xlabel="T (MeV)", ylabel="|Δ(p/T⁴)|")
     ax.set_title(f"Loss along T around T = {t_c * 1e3:.1f} MeV", fontsize=10)
     ax.legend(fontsize=7)
-    figures["qcd_3_loss_landscape"] = fig
 
-    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
-    ax = fig.subplots()
+    ax = figs["qcd_4_masses"].subplots()
     for i, (name, colour) in enumerate(zip(DLQP.species, (CLEAN, RANDOM, FGSM), strict=True)):
         ax.plot(t_mev, dense["masses_gev"][:, i], color=colour, label=f"m_{name}")
     ax.set(xlabel="T (MeV)", ylabel="quasi-particle mass (GeV)",
            title="Learned quasi-particle masses")
     ax.legend(fontsize=8)
-    figures["qcd_4_masses"] = fig
-    for stem, fig in figures.items():
+    for stem, fig in figs.items():
         save_case_figure(fig, directory, stem, CAPTIONS[stem])
 
 
-def _verdict(per_eps: dict[float, dict[str, float]]) -> Verdict:
+def _verdict(results: Results) -> Verdict:
     """The paper's finding judged from the per-eps means, ratios and exception fractions."""
-    mostly = all(v["fgsm"] > v["random"] and v["fraction"] < 0.5 for v in per_eps.values())
-    exceptions = any(v["fraction"] > 0 for v in per_eps.values())
-    small = max(v["ratio"] for v in per_eps.values()) < SMALL_GAP
+    cells = {eps: {(r.kind, r.metric): r.value for r in results.select(epsilon=eps)}
+             for eps in results.epsilons}
+    rnd, fgsm, ratio, frac = (("random", METRIC), ("adversarial", METRIC), ("ratio", METRIC),
+                              ("adversarial", FRACTION))
+    mostly = all(c[fgsm] > c[rnd] and c[frac] < 0.5 for c in cells.values())
+    small = max(c[ratio] for c in cells.values()) < SMALL_GAP
     if not mostly:
         outcome, detail = "not reproduced", ("FGSM does not give the larger error at most "
                                              "temperatures.")
-    elif not exceptions:
+    elif not any(c[frac] > 0 for c in cells.values()):
         outcome, detail = "partly", ("FGSM gives the larger error at every temperature; the "
                                      "paper's exceptions (random > FGSM) do not appear.")
     else:
@@ -299,7 +291,7 @@ def _verdict(per_eps: dict[float, dict[str, float]]) -> Verdict:
         detail = ("FGSM gives the larger error at most temperatures and random noise beats it "
                   "at a minority, as in the paper." + (" The gap is small, though: the paper "
                   "calls the FGSM errors significantly larger." if small else ""))
-    ratios = ", ".join(f"{v['ratio']:.2f} at eps = {eps:g} GeV" for eps, v in per_eps.items())
+    ratios = ", ".join(f"{c[ratio]:.2f} at eps = {eps:g} GeV" for eps, c in cells.items())
     return Verdict(
         claim="FGSM on the temperature gives significantly larger p/T⁴ errors than random noise "
               "of the same size, except at a few temperatures (near 0.24 GeV) where random "
@@ -314,37 +306,25 @@ def _verdict(per_eps: dict[float, dict[str, float]]) -> Verdict:
 def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOutput:
     """Train the DLQP model, audit the temperature input, write results, figures and report."""
     started = time.perf_counter()
-    settings = settings or (QcdSettings.quick() if options.quick else QcdSettings.full())
+    s = settings or (QcdSettings.quick() if options.quick else QcdSettings.full())
     directory, device = Path(options.output), options.device
-    model, train_info = train_dlqp(settings, options.seed, device, options.quiet)
-    dense, fit = _fit_quality(model, settings, device)
+    model, train_info = train_dlqp(s, options.seed, device, options.quiet)
+    dense, fit = _fit_quality(model, s, device)
 
-    temps = settings.attack_temperatures()
-    results = audit_temperatures(model, temps, settings, options.seed)
+    temps = s.attack_temperatures()
+    results = audit_temperatures(model, temps, s, options.seed)
     errors, n = temperature_errors(results, temps), temps.size
-    flagged: dict[float, np.ndarray] = {}
-    per_eps: dict[float, dict[str, float]] = {}
-    for eps in settings.epsilons_gev:
-        flagged[eps] = errors[f"random_{eps:g}"] > errors[f"fgsm_{eps:g}"]
-        frac = float(flagged[eps].mean())
+    flagged = {eps: errors[f"random_exceeds_fgsm_{eps:g}"] for eps in results.epsilons}
+    for eps, frac in ((eps, float(f.mean())) for eps, f in flagged.items()):
         # Per temperature, FGSM against its own random control: an adversarial row with the
         # random control as baseline (a fraction of temperatures, not a ratio of two means).
         results.records.append(Record(CASE_NAME, MODEL_NAME, "fgsm", eps, FRACTION, frac,
                                       math.sqrt(frac * (1 - frac) / n), n, baseline=RANDOM_SIGN,
                                       kind="adversarial"))
-        per_eps[eps] = {"fraction": frac, **{
-            key: results.value(attack=label, epsilon=eps, metric=METRIC, kind=kind)
-            for key, label, kind in (("random", RANDOM_SIGN, "random"),
-                                     ("fgsm", "fgsm", "adversarial"), ("ratio", "fgsm", "ratio"))}}
     landscape = _landscape(model, temps, flagged, device)
 
-    columns = {"temperature_gev": temps, "clean_abs_error": errors["clean"]}
-    for eps in settings.epsilons_gev:
-        k = f"{eps:g}"
-        columns |= {f"random_sign_{k}": errors[f"random_{k}"], f"fgsm_{k}": errors[f"fgsm_{k}"],
-                    f"fgsm_direction_{k}": errors[f"fgsm_sign_{k}"].astype(int),
-                    f"random_exceeds_fgsm_{k}": flagged[eps]}
-    lo, hi = settings.train_range_gev
+    lo, hi = s.train_range_gev
+    columns = {"temperature_gev": temps, **errors}
     write_case_table(directory / "tables" / "qcd_errors_vs_temperature.csv", list(columns),
                      [[c[i].item() for c in columns.values()] for i in range(n)])
     write_case_table(directory / "tables" / "qcd_fit_quality.csv",
@@ -352,12 +332,12 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
                       "max_relative_error", "range_gev"],
                      [[f"{q}/T^4 ({what})", *fit[q].values(), f"{lo:g}-{hi:g}"]
                       for q, what in (("p", "trained"), ("e", "predicted"))])
-    _figures(directory, dense, train_info["t_train_gev"], temps, errors, settings, landscape)
+    _figures(directory, dense, train_info["t_train_gev"], temps, errors, s, landscape)
 
     t_land, eps_land = landscape["t_gev"], landscape["eps"]
     land_note = f"No temperature where random beats FGSM; landscape at T = {t_land:.4f} GeV."
     if eps_land is not None:
-        up = errors[f"fgsm_sign_{eps_land:g}"][landscape["index"]] > 0
+        up = errors[f"fgsm_direction_{eps_land:g}"][landscape["index"]] > 0
         land_note = (f"Landscape at T = {t_land:.4f} GeV (flagged at eps = {eps_land:g} GeV, "
                      f"nearest 0.24 GeV): FGSM moves T {'up' if up else 'down'}, where |Δ(p/T⁴)| "
                      f"grows at short range (slope {landscape['slope_per_gev']:.3g} per GeV), but "
@@ -370,46 +350,39 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
                        "on the HotQCD 2014 pressure; its temperature input is attacked with FGSM "
                        "and random ±eps and the absolute p/T⁴ error is compared.",
         "notes": [
-            f"{'Quick' if options.quick else 'Full'} mode, seed {options.seed}: {settings.epochs}"
-            f" full-batch Adam epochs (lr {settings.learning_rate:g} → "
-            f"{settings.final_learning_rate:g}, cosine) in {train_info['train_seconds']:.1f} s; "
-            f"whole case {total:.1f} s on {torch.get_num_threads()} thread(s).",
-            f"Model: residual MLPs (1 → {settings.hidden}, {settings.blocks} tanh blocks, → 1, "
-            f"softplus) for the masses of quasi-gluons, -u/d and -s quarks (GeV); "
-            f"{settings.n_quadrature}-node Gauss–Laguerre quadrature; float64. Trained on p/T⁴ at "
-            f"{settings.n_train} temperatures in [{lo:g}, {hi:g}] GeV (final RMSE "
-            f"{train_info['train_rmse_p_over_t4']:.3g}).",
-            f"Fit over [{lo:g}, {hi:g}] GeV: p/T⁴ RMS error {fit['p']['rms_abs']:.3g} (max "
-            f"{fit['p']['max_abs']:.3g}, RMS relative {fit['p']['rms_rel']:.2%}); ε/T⁴ "
-            f"(predicted, never trained on) RMS error {fit['e']['rms_abs']:.3g} (max "
-            f"{fit['e']['max_abs']:.3g}, RMS relative {fit['e']['rms_rel']:.2%}).",
+            f"{'Quick' if options.quick else 'Full'} mode, seed {options.seed}: {s.epochs} "
+            f"full-batch Adam epochs (lr {s.learning_rate:g} → {s.final_learning_rate:g}, "
+            f"cosine) in {train_info['train_seconds']:.1f} s; whole case {total:.1f} s on "
+            f"{torch.get_num_threads()} thread(s).",
+            "Model: three residual tanh MLPs (softplus output) give the masses of quasi-gluons, "
+            f"-u/d and -s quarks; Gauss–Laguerre quadrature, float64; trained on p/T⁴ at "
+            f"{s.n_train} temperatures in [{lo:g}, {hi:g}] GeV (final RMSE "
+            f"{train_info['train_rmse_p_over_t4']:.3g}); ε/T⁴ is predicted, never trained on "
+            "(fit quality: tables/qcd_fit_quality.csv).",
             *(f"eps = {eps:g} GeV: random > FGSM at {int(f.sum())} of {n} temperatures"
               + (f" ({', '.join(f'{t * 1e3:.1f}' for t in temps[f])} MeV)" if f.any() else "")
               for eps, f in flagged.items()),
             land_note,
-            f"Attack grid: {n} temperatures in [{temps[0]:g}, {temps[-1]:g}] GeV (step "
-            f"{settings.attack_step_gev * 1e3:g} MeV). FGSM maximises the squared error against "
-            f"the parametrisation at the perturbed T. Random control: random_sign, "
-            f"{settings.n_random} draws per temperature (earlier versions averaged T ± eps "
-            "exactly: the same expectation, and the same flag random > FGSM unless every draw "
-            f"falls on FGSM's side); {FRACTION}: fraction of temperatures flagged (binomial SE).",
+            f"FGSM maximises the squared error against the parametrisation at the perturbed T; "
+            f"random control: random_sign, {s.n_random} draws per temperature; {FRACTION}: "
+            "fraction of temperatures flagged (binomial SE).",
             "Exact: the quasi-particle thermodynamics, ε by autograd, the attack protocol and "
             "eps. Stand-in: the HotQCD 2014 parametrisation replaces the lattice data points; "
             "network size and optimiser are our choices.",
         ],
-        "settings": dataclasses.asdict(settings), "quick": options.quick,
+        "settings": dataclasses.asdict(s), "quick": options.quick,
         "units": {"temperature": "GeV", "epsilon": "GeV", METRIC: "p/T^4 (dimensionless)"},
         "wall_time_s": total, "train_seconds": train_info["train_seconds"],
         "landscape_temperature_gev": t_land,
         "fit_quality": {f"{q}_over_t4": fit[q] for q in ("p", "e")},
         "epsilon_label": "perturbation of T, eps (GeV)",
     })
-    # The per-temperature errors are already there under the engine's "label|eps|mae" keys.
+    # The per-temperature errors are already there under the engine's per-sample keys.
     results.per_sample |= {"attack_temperature_gev": temps,
-                           **{f"fgsm_sign_{e:g}": errors[f"fgsm_sign_{e:g}"] for e in flagged},
+                           **{f"fgsm_sign_{e:g}": errors[f"fgsm_direction_{e:g}"] for e in flagged},
                            **{f"dense_{k}": v for k, v in dense.items()}}
     return finish(results, directory, title=CASE.title, summary=summary_rows(results, METRIC),
-                  verdicts=[_verdict(per_eps)])
+                  verdicts=[_verdict(results)])
 
 
 @single_threaded
