@@ -363,3 +363,45 @@ def test_distributed_audit_under_torchrun_writes_the_records_of_one_process(
     assert run.returncode == 0, run.stderr[-3000:]
     assert (sharded / "results.csv").read_text() == (single / "results.csv").read_text()
     assert sorted(p.name for p in (sharded / "cache").iterdir()) == ["rank0", "rank1"]
+
+
+def test_reproduce_all_runs_every_case_keeps_finished_ones_and_writes_an_index(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from scirobust.cases import Verdict, finish
+
+    calls: list[str] = []
+
+    def make_case(name: str, fails: bool) -> Any:
+        def run(options: Any) -> CaseOutput:
+            calls.append(name)
+            if fails:
+                raise ConfigError("the data went missing")
+            results = Results([Record(name, "m", "clean", 0.0, "rmse", 1.0, kind="clean")])
+            verdict = Verdict("Attacks hurt, noise does not.", "ratio >= 2", "partly",
+                              "ratio 1.7", paper="4.2", ours="1.7")
+            return finish(results, options.output, title=name, verdicts=[verdict])
+        return types.SimpleNamespace(name=name, title=f"The {name} case", paper="000 §1",
+                                     run=run)
+
+    fake = {"alpha": make_case("alpha", False), "beta": make_case("beta", True)}
+    monkeypatch.setattr(cli.cases, "available", lambda: sorted(fake))
+    monkeypatch.setattr(cli.cases, "get_case", lambda name: fake[name])
+    out = tmp_path / "all"
+    result = invoke("reproduce", "all", "--quick", "--output", out)
+    assert result.exit_code == 2 and "1 case(s) failed: beta" in result.output
+    assert calls == ["alpha", "beta"]
+    with (out / "summary.csv").open() as handle:
+        rows = {r["case"]: r for r in csv.DictReader(handle)}
+    assert rows["alpha"]["outcome"] == "partly" and rows["alpha"]["paper_numbers"] == "4.2"
+    assert rows["alpha"]["mode"] == "quick" and rows["alpha"]["report"] == "alpha/report.html"
+    assert rows["beta"]["status"] == "failed" and "data went missing" in rows["beta"]["detail"]
+    index = (out / "index.html").read_text()
+    assert "href='alpha/report.html'" in index and "Attacks hurt, noise does not." in index
+    verdict = json.loads((out / "alpha" / "verdict.json").read_text())
+    assert verdict["outcome"] == "partly" and verdict["verdicts"][0]["ours"] == "1.7"
+    # a second run keeps the finished case and retries the failed one
+    invoke("reproduce", "all", "--quick", "--output", out)
+    assert calls == ["alpha", "beta", "beta"]
+    # a full run does not count a quick one as finished
+    invoke("reproduce", "all", "--output", out)
+    assert calls[-2:] == ["alpha", "beta"]

@@ -325,3 +325,19 @@ def test_steps_are_separate_series_and_verdicts_come_first(tmp_path: Path) -> No
     assert fig.get_suptitle().startswith("lat_rmse of z at step 2 vs ε")
     with pytest.raises(DataError, match="variable 'z', step 3"):
         plot_metric_vs_eps(results, "lat_rmse", variable="z", step=3)
+
+
+def test_flat_metadata_reads_as_tables_and_the_case_picks_the_headline(tmp_path: Path) -> None:
+    results = _regression()
+    results.records.append(R("toy", "net", "clean", 0.0, "median_error", 0.05, 0.01, 50))
+    results.records.append(R("toy", "net", "fgsm", 0.1, "median_error", 0.07, 0.01, 50))
+    results.records.append(R("toy", "net", "random_sign", 0.1, "median_error", 0.06, 0.01, 50))
+    results.records.append(R("toy", "net", "fgsm", 0.1, "median_error", 7 / 6, 0.1, 50,
+                             baseline="random_sign", ratio=True))
+    results.metadata["settings"] = {"epochs": 500, "lr": 0.001, "hidden": [64, 64]}
+    results.metadata["headline_metric"] = "median_error"
+    text = write_report(results, tmp_path).read_text(encoding="utf-8")
+    assert "<h3>settings</h3>" in text and "<th>epochs</th><td>500</td>" in text
+    assert '"epochs": 500' not in text  # not a JSON dump
+    summary = text[text.index("<h2>Summary</h2>"):]
+    assert summary.index("median_error under fgsm") < summary.index("RMSE")

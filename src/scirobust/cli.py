@@ -11,10 +11,13 @@ import contextlib
 import errno
 import fcntl
 import functools
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -385,9 +388,91 @@ def _run_case(name: str, output: Path, quick: bool, seed: int, device: str,
         # this run's report; results and report are replaced atomically at the end.
         for derived in ("figures", "tables"):
             shutil.rmtree(output / derived, ignore_errors=True)
-        result = case.run(options)
+        (output / "run.json").unlink(missing_ok=True)
+        started = time.perf_counter()
+        try:
+            result = case.run(options)
+        except BaseException as exc:
+            _write_run_record(output, name, quick, seed, time.perf_counter() - started, exc)
+            raise
+        _write_run_record(output, name, quick, seed, time.perf_counter() - started)
     _print_notes(notes)
     _finish(Path(result.report), result.summary, quiet, f"{case.name}: {case.title}")
+
+
+def _write_run_record(output: Path, name: str, quick: bool, seed: int, seconds: float,
+                      error: BaseException | None = None) -> None:
+    """``run.json``: how a case's folder was made (read by `reproduce all` to resume)."""
+    from scirobust.results import atomic_write_text
+
+    record = {"case": name, "quick": quick, "seed": seed, "wall_time_s": round(seconds, 2),
+              "status": "failed" if error is not None else "finished",
+              "scirobust_version": __version__}
+    if error is not None:
+        record["error"] = f"{type(error).__name__}: {error}"
+    atomic_write_text(output / "run.json", json.dumps(record, indent=2))
+
+
+def _finished_before(folder: Path, quick: bool, seed: int) -> bool:
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (record.get("status") == "finished" and record.get("quick") == quick
+            and record.get("seed") == seed and (folder / "report.html").is_file())
+
+
+def _reproduce_all(root: Path, quick: bool, seed: int, device: str, quiet: bool,
+                   data_root: Path | None, jobs: int) -> None:
+    """Every case into ``root/<case>`` (finished ones are kept), then the index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scirobust.report.index import read_entry, write_index
+
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1; got {jobs}.")
+    names = cases.available()
+    todo = [n for n in names if not _finished_before(root / n, quick, seed)]
+    say = (lambda text: None) if quiet else typer.echo
+    kept = [n for n in names if n not in todo]
+    if kept:
+        say(f"Kept {len(kept)} finished case(s): {', '.join(kept)}.")
+
+    def run_one(name: str) -> tuple[str, int, str]:
+        if jobs == 1:
+            try:
+                _run_case(name, root / name, quick, seed, device, True, data_root)
+            except Exception as exc:  # one failing case must not stop the others
+                return name, 1, f"{type(exc).__name__}: {exc}"
+            return name, 0, ""
+        # In parallel each case runs in its own process (cases set thread limits).
+        command = [sys.executable, "-m", "scirobust.cli", "reproduce", name, "--output",
+                   str(root / name), "--seed", str(seed), "--device", device, "--quiet"]
+        command += ["--quick"] if quick else []
+        command += ["--data-root", str(data_root)] if data_root is not None else []
+        done = subprocess.run(command, capture_output=True, text=True)
+        last_line = (done.stderr.strip().splitlines() or [""])[-1]
+        return name, done.returncode, last_line
+
+    failed = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for i, (name, code, message) in enumerate(pool.map(run_one, todo), start=1):
+            say(f"[{i}/{len(todo)}] {name}: " + ("done" if code == 0 else f"failed ({message})"))
+            if code != 0:
+                failed.append(name)
+    entries = []
+    for name in names:
+        try:
+            case = cases.get_case(name)
+            title, paper = case.title, case.paper
+        except ScirobustError as exc:
+            title, paper = f"(unavailable: {exc})", ""
+        entries.append(read_entry(root / name, name, title, paper))
+    index = write_index(root, entries)
+    typer.echo(f"Index: {index}")
+    if failed:
+        raise ConfigError(f"{len(failed)} case(s) failed: {', '.join(failed)}; see "
+                          f"{root / 'summary.csv'} and run them alone for the full message.")
 
 
 @app.command(epilog="Example: scirobust reproduce poisson --quick --output out/poisson")
@@ -404,13 +489,22 @@ def reproduce(
         "--data-root", help="Local folder with real data (torchvision layout: MNIST/, "
         "cifar-10-batches-py/), used by cases that can; nothing is downloaded.",
         show_default=False)] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", help="With CASE 'all': cases run in parallel processes.")] = 1,
 ) -> None:
     """Reproduce a published experiment and write its results and report.
 
-    Default output: scirobust-output/CASE.
+    CASE 'all' runs every case into OUTPUT/CASE (cases finished before with the same --quick
+    and --seed are kept), then writes OUTPUT/index.html and OUTPUT/summary.csv: paper vs
+    ours, verdicts and run times of every case. Default output: scirobust-output/CASE
+    (scirobust-output for 'all').
 
     Example: scirobust reproduce poisson --quick --output out/poisson
     """
+    if case == "all":
+        root = _output_path(output) or Path("scirobust-output")
+        _reproduce_all(root, quick, seed, _check_device(device), quiet, data_root, jobs)
+        return
     _run_case(case, _output_path(output) or Path("scirobust-output") / case, quick, seed, device,
               quiet, data_root)
 

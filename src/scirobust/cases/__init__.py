@@ -13,8 +13,10 @@ gives the registry's install hint (`get_case`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Literal
 import torch
 
 from scirobust.errors import ConfigError
-from scirobust.results import Results
+from scirobust.results import Results, atomic_write_text
 
 # name -> module defining CASE; add a line here when a new case lands.
 # name -> the optional extra it needs (pip install 'scirobust[<extra>]').
@@ -95,13 +97,18 @@ class Verdict:
 
     ``claim``: the paper's finding in words; ``criterion``: the test applied to this run's
     numbers (fixed before looking at them); ``outcome``: reproduced, partly or not
-    reproduced; ``detail``: the numbers behind the outcome.
+    reproduced; ``detail``: the numbers behind the outcome; ``paper`` and ``ours``: the
+    compared numbers as text (e.g. "2.2 → 1.6 Mbps"); ``stand_in``: what differs from the
+    paper's set-up.
     """
 
     claim: str
     criterion: str
     outcome: Outcome
     detail: str = ""
+    paper: str = ""
+    ours: str = ""
+    stand_in: str = ""
 
     def __post_init__(self) -> None:
         if self.outcome not in ("reproduced", "partly", "not reproduced"):
@@ -115,9 +122,18 @@ class Verdict:
                 f"{self.criterion}.{detail}")
 
     def as_dict(self) -> dict[str, str]:
-        """JSON-ready form (results metadata ``verdicts``)."""
-        return {"claim": self.claim, "criterion": self.criterion, "outcome": self.outcome,
-                "detail": self.detail}
+        """JSON-ready form (results metadata ``verdicts`` and ``verdict.json``)."""
+        return dataclasses.asdict(self)
+
+
+def overall(outcomes: Sequence[str]) -> Outcome:
+    """One outcome for a case with several verdicts: reproduced if all are, not reproduced if
+    none is even partly, else partly."""
+    if outcomes and all(o == "reproduced" for o in outcomes):
+        return "reproduced"
+    if all(o == "not reproduced" for o in outcomes):
+        return "not reproduced"
+    return "partly"
 
 
 def finish(
@@ -129,12 +145,19 @@ def finish(
     verdicts: Sequence[Verdict] = (),
 ) -> CaseOutput:
     """Save ``results`` (with ``verdicts`` in ``metadata["verdicts"]``, which the report
-    shows first) and write ``report.html`` into ``directory``."""
+    shows first), write ``verdict.json`` (title, overall outcome, every verdict) and
+    ``report.html`` into ``directory``."""
     from scirobust.report import write_report
 
+    directory = Path(directory)
     if verdicts:
         results.metadata["verdicts"] = [v.as_dict() for v in verdicts]
-    directory = Path(directory)
+    cases = sorted({r.case for r in results.records})
+    atomic_write_text(directory / "verdict.json", json.dumps({
+        "case": cases[0] if len(cases) == 1 else cases, "title": title,
+        "outcome": overall([v.outcome for v in verdicts]) if verdicts else None,
+        "verdicts": [v.as_dict() for v in verdicts],
+    }, indent=2))
     results.save(directory)
     report = write_report(results, directory, title=title)
     return CaseOutput(results, report, [list(row) for row in summary])

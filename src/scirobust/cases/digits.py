@@ -6,19 +6,12 @@ a stratified split of 360 test images. If ``data_root`` (or the environment vari
 (``cifar-10-batches-py/``) in the torchvision layout, that data set is used instead (CIFAR-10
 with the papers' eps = 8/255); nothing is ever downloaded.
 
-Networks: a 4-layer CNN, a ResNet-style (two residual blocks) and an Inception-style network
-(one block of 1×1 / 3×3 / 5×5 / pool branches), each ``classifier(features(x))``.
-
-Settings fixed from the papers before any run (SCIENCE.md §8): eps = 0.1 on [0, 1] pixels;
-PGD 4 steps of 0.25·eps with random start (paper 004); one-step targeted (towards a fixed
-random wrong class) and non-targeted FGSM; BIM and ILLC 10 steps of 0.25·eps; SparseFool in
-the same L-inf box; one random-sign control of the same size. Feature attacks: the same eps in
-feature units (no bounds). Δx, Δp per class of the CNN (paper 004 Fig. 2) by scrambled-Sobol
-QMC over the pixel box [0, 1]^d with jackknife standard errors.
-
-Records: one `RobustnessTracker` per network and attacked layer, ``step`` = epoch; model
-``<network>`` (pixels), ``<network>:features`` (feature units) and ``<network>:features-rel``
-(eps in standard deviations of the features); the envelope rows have ``kind="envelope"``.
+Settings fixed from the papers before any run (SCIENCE.md §8; `DigitsSettings.sweep`): eps =
+0.1 on [0, 1] pixels; PGD 4 × 0.25·eps with random start (paper 004); targeted (towards a
+fixed random wrong class) and non-targeted FGSM; BIM and ILLC 10 × 0.25·eps; SparseFool in the
+L-inf box; a random-sign control. Feature attacks: the same eps in feature units (no bounds).
+Δx, Δp per class of the CNN (paper 004 Fig. 2): scrambled-Sobol QMC over the pixel box with
+jackknife standard errors. Records: one `RobustnessTracker` per network and attacked layer.
 """
 
 from __future__ import annotations
@@ -38,15 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import Tensor, nn
 
 from scirobust.budget import Budget
-from scirobust.cases import (
-    Case,
-    CaseOptions,
-    CaseOutput,
-    Verdict,
-    finish,
-    outcome,
-    single_threaded,
-)
+from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, outcome, single_threaded
 from scirobust.errors import ConfigError
 from scirobust.io import read_cifar10, read_mnist
 from scirobust.report import COLORS, save_case_figure, write_case_table
@@ -106,22 +91,9 @@ class DigitsSettings:
 
 
 # --------------------------------------------------------------------------- data
-def _stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    test: list[int] = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        test.extend(idx[: round(n_test * len(idx) / len(y))].tolist())
-    test_idx = np.array(sorted(test))
-    return np.setdiff1d(np.arange(len(y)), test_idx), test_idx
-
-
 def load_data(settings: DigitsSettings, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
-    """(x_train, y_train, x_test, y_test, description); images (N, C, H, W) in [0, 1].
-
-    With ``data_root``: MNIST if present there, else CIFAR-10 if present, else the bundled
-    8×8 digits (readers: `scirobust.io.read_mnist`, `read_cifar10`).
-    """
+    """(x_train, y_train, x_test, y_test, description); images (N, C, H, W) in [0, 1]: MNIST,
+    else CIFAR-10 from ``data_root`` (`scirobust.io` readers), else the bundled 8×8 digits."""
     root = settings.data_root or os.environ.get("SCIROBUST_DATA_ROOT")
     for loader, desc in ((read_mnist, "MNIST (28×28)"), (read_cifar10, "CIFAR-10 (32×32)")):
         found = loader(root) if root else None
@@ -136,8 +108,12 @@ def load_data(settings: DigitsSettings, seed: int) -> tuple[Tensor, Tensor, Tens
     digits = sklearn.datasets.load_digits()
     x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
     y = torch.from_numpy(digits.target.astype(np.int64))
-    train_idx, test_idx = _stratified_split(digits.target, 360, seed)
-    test_idx = test_idx[np.random.default_rng(seed + 1).permutation(len(test_idx))]
+    rng, test, t = np.random.default_rng(seed), [], digits.target  # stratified: 360 for testing
+    for c in np.unique(t):
+        idx = rng.permutation(np.flatnonzero(t == c))
+        test.extend(idx[: round(360 * len(idx) / len(t))].tolist())
+    train_idx = np.setdiff1d(np.arange(len(t)), test)
+    test_idx = np.array(sorted(test))[np.random.default_rng(seed + 1).permutation(len(test))]
     test_idx = np.sort(test_idx[: settings.n_test])
     return (x[train_idx], y[train_idx], x[test_idx], y[test_idx],
             "scikit-learn 8×8 digits (1797 images, pixels/16)")
@@ -191,9 +167,8 @@ def make_network(name: str, in_channels: int = 1, n_classes: int = 10) -> nn.Mod
 # --------------------------------------------------------------------------- analysis
 def _slope(values: list[float]) -> float:
     """Least-squares slope of ``values`` against their index (per epoch)."""
-    if len(values) < 2:
-        return float("nan")
-    return float(np.polyfit(np.arange(len(values), dtype=float), values, 1)[0])
+    return float(np.polyfit(np.arange(len(values), dtype=float), values, 1)[0]
+                 if len(values) >= 2 else "nan")
 
 
 def _trend(results: Results, label: str, eps: float) -> dict:
@@ -208,6 +183,7 @@ def _trend(results: Results, label: str, eps: float) -> dict:
     # reaches 95 % of its maximum. Added after the first full run, which showed the envelope
     # rising with the clean accuracy during the first epochs.
     k = next(i for i, v in enumerate(cv) if v >= 0.95 * max(cv))
+    clean_after, env_after = _slope(cv[k:]), _slope(ev[k:])
     return {
         "model": label, "epochs": f"{clean[0][0]}-{clean[-1][0]}",
         "clean_first": cv[0], "clean_last": cv[-1], "clean_max": max(cv),
@@ -216,9 +192,8 @@ def _trend(results: Results, label: str, eps: float) -> dict:
         "spearman_clean_vs_envelope": spearman,
         "tradeoff_seen": bool(cv[-1] > cv[0] and ev[-1] < ev[0]),
         "kick_epoch": clean[k][0], "clean_at_kick": cv[k], "envelope_at_kick": ev[k],
-        "envelope_slope_after_kick": _slope(ev[k:]), "clean_slope_after_kick": _slope(cv[k:]),
-        "tradeoff_after_kick": bool(len(cv) - k >= 3 and _slope(cv[k:]) >= 0
-                                    and _slope(ev[k:]) < 0),
+        "envelope_slope_after_kick": env_after, "clean_slope_after_kick": clean_after,
+        "tradeoff_after_kick": bool(len(cv) - k >= 3 and clean_after >= 0 and env_after < 0),
     }
 
 
@@ -226,18 +201,18 @@ def _trend(results: Results, label: str, eps: float) -> dict:
 def _plot_tracking(results: Results, labels: list[str], sweep: Sweep, title: str) -> Figure:
     fig = Figure(figsize=(max(3.6 * len(labels), 8.0), 3.4), layout="constrained")
     axes = fig.subplots(1, len(labels), squeeze=False)[0]
-    eps = sweep.epsilons[0]
+    styles = {"clean": {"color": COLORS["clean"], "lw": 2.2, "marker": "o", "ms": 3,
+                        "label": "test accuracy (clean)"}}
+    # Several attacks share a palette colour: the marker tells them apart.
+    styles.update({run.key: {"color": COLORS[run.name], "lw": 1.2, "marker": marker, "ms": 3,
+                             "ls": ":" if run.is_random else "-", "label": run.key}
+                   for run, marker in zip(sweep.attacks, "os^Dv<>P", strict=False)})
+    styles[ENVELOPE] = {"color": COLORS["grey"], "lw": 3, "ls": "--", "alpha": 0.8,
+                        "label": "envelope (min over attacks)"}
     for ax, label in zip(axes, labels, strict=True):
-        ax.plot(*zip(*history(results, "clean", model_name=label), strict=True),
-                color=COLORS["clean"], lw=2.2, marker="o", ms=3, label="test accuracy (clean)")
-        # Several attacks share a palette colour: the marker tells them apart.
-        for run, marker in zip(sweep.attacks, "os^Dv<>P", strict=False):
-            ax.plot(*zip(*history(results, run.key, epsilon=eps, model_name=label), strict=True),
-                    color=COLORS[run.name], lw=1.2, ls=":" if run.is_random else "-",
-                    marker=marker, ms=3, label=run.key)
-        ax.plot(*zip(*history(results, ENVELOPE, epsilon=eps, model_name=label), strict=True),
-                color=COLORS["grey"], lw=3, ls="--", alpha=0.8,
-                label="envelope (min over attacks)")
+        for key, style in styles.items():
+            ax.plot(*zip(*history(results, key, epsilon=sweep.epsilons[0], model_name=label),
+                         strict=True), **style)
         ax.set(title=label, xlabel="epoch", ylabel="accuracy (fraction correct)",
                ylim=(-0.02, 1.02))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -253,15 +228,13 @@ def _plot_uncertainty(rows: list[dict], network: str) -> Figure:
     axes = fig.subplots(1, 3)
     palette = [COLORS[c] for c in ("black", "orange", "sky_blue", "bluish_green", "yellow",
                                    "blue", "grey", "reddish_purple", "vermillion", "black")]
-    for k in sorted({r["class"] for r in rows}):
-        sub = sorted((r for r in rows if r["class"] == k), key=lambda r: r["epoch"])
-        style = {"lw": 2.4 if k == 8 else 1.0, "color": palette[k % len(palette)],
-                 "ls": "-" if k < 5 else "--"}
-        for ax, key in zip(axes, ("delta_x", "delta_p", "product"), strict=True):
-            ax.errorbar([r["epoch"] for r in sub], [r[key] for r in sub],
-                        yerr=[r[key + "_stderr"] for r in sub], label=f"class {k}", capsize=2,
-                        **style)
-    for ax, name in zip(axes, ("Δx (pixel units)", "Δp (1/pixel units)", "Δx·Δp"), strict=True):
+    for ax, key, name in zip(axes, ("delta_x", "delta_p", "product"),
+                             ("Δx (pixel units)", "Δp (1/pixel units)", "Δx·Δp"), strict=True):
+        for k in sorted({r["class"] for r in rows}):  # rows come in epoch order
+            sub = [r for r in rows if r["class"] == k]
+            ax.errorbar([r["epoch"] for r in sub], [r[key] for r in sub], capsize=2,
+                        yerr=[r[key + "_stderr"] for r in sub], label=f"class {k}",
+                        lw=2.4 if k == 8 else 1.0, color=palette[k % 10], ls="-" if k < 5 else "--")
         ax.set(xlabel="epoch", ylabel=name)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6, ncol=2)
@@ -271,8 +244,7 @@ def _plot_uncertainty(rows: list[dict], network: str) -> Figure:
 
 
 # --------------------------------------------------------------------------- run
-def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
-               quiet: bool = True) -> CaseOutput:
+def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> CaseOutput:
     """Train every network, track (pixel and feature) robust accuracy and Δx/Δp per epoch."""
     started, output = time.perf_counter(), Path(output)
     xtr, ytr, xte, yte, data_desc = load_data(settings, seed)
@@ -288,16 +260,13 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
         torch.manual_seed(seed * 1000 + i)
         model = make_network(net, xtr.shape[1], n_classes)
         if net in settings.feature_networks:
-            feature[net] = [RobustnessTracker(xte, yte, sweep.replace(budget=Budget()),
-                                              layer="features", model_name=f"{net}:features",
-                                              case=NAME)]
-            if settings.feature_relative:
-                # Secondary series, added after the first full run: the same eps *relative to
-                # the spread* as on pixels (eps/std(pixels) feature standard deviations).
-                feature[net].append(RobustnessTracker(
-                    xte, yte, sweep.replace(budget=Budget(eps=1.0 / pixel_std)),
-                    layer="features", feature_scale="std", model_name=f"{net}:features-rel",
-                    case=NAME))
+            # "-rel" (added after the first full run): eps/std(pixels) feature std deviations.
+            feature[net] = [RobustnessTracker(
+                xte, yte, sweep.replace(budget=budget), layer="features", feature_scale=scale,
+                model_name=f"{net}:{label}", case=NAME) for label, budget, scale in (
+                    ("features", Budget(), None),
+                    ("features-rel", Budget(eps=1.0 / pixel_std), "std"),
+                ) if scale is None or settings.feature_relative]
         trackers = [RobustnessTracker(xte, yte, sweep, model_name=net, case=NAME),
                     *feature.get(net, [])]
 
@@ -306,8 +275,7 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
             for tracker in trackers:
                 tracker.record(m, epoch)
             if net == settings.uncertainty_network and epoch % settings.uncertainty_every == 0:
-                with warnings.catch_warnings():  # convergence notes of a small QMC sample
-                    warnings.simplefilter("ignore")
+                with warnings.catch_warnings(action="ignore"):  # small QMC sample's notes
                     spreads = class_spreads(
                         m, list(range(n_classes)), domain, method="qmc", batch_size=512,
                         n=settings.uncertainty_n,
@@ -326,24 +294,21 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
 
     # ------------------------------------------------------------ tables and figures
     feature_labels = [t.model_name for kept in feature.values() for t in kept]
-    trends = {label: _trend(results, label, eps) for label in [*settings.networks,
-                                                              *feature_labels]}
-    for name, labels in (("pixels", settings.networks), ("features", feature_labels)):
+    trends = {m: _trend(results, m, eps) for m in [*settings.networks, *feature_labels]}
+    for name, labels, stem, title, caption in (
+        ("pixels", list(settings.networks), "fig2_pixels", "Test and robust accuracy over "
+         f"training, attacks on pixels (ε = {eps}) — paper 001 Fig. 2", "Test accuracy (black) "
+         "and robust accuracy under six gradient attacks and a random-sign control of the same "
+         "size, after every epoch; grey dashed: envelope (lowest robust accuracy over the six "
+         "attacks)."),
+        ("features", feature_labels, "fig5_features", f"Attacks on the feature layer (ε = {eps} "
+         "in feature units) — paper 001 Fig. 5", "As Fig. 2 but every attack perturbs the "
+         "output of the network's feature extractor (the input of its classifier); the input "
+         "images are untouched.")):
         if labels:
             write_case_table(output / "tables" / f"trends_{name}.csv", list(trends[labels[0]]),
                              [list(trends[label].values()) for label in labels])
-    save_case_figure(_plot_tracking(
-        results, list(settings.networks), sweep, f"Test and robust accuracy over training, "
-        f"attacks on pixels (ε = {eps}) — paper 001 Fig. 2"), output, "fig2_pixels",
-        "Test accuracy (black) and robust accuracy under six gradient attacks and a random-sign "
-        "control of the same size, after every epoch; grey dashed: envelope (lowest robust "
-        "accuracy over the six attacks).")
-    if feature_labels:
-        save_case_figure(_plot_tracking(
-            results, feature_labels, sweep, f"Attacks on the feature layer (ε = {eps} in "
-            "feature units) — paper 001 Fig. 5"), output, "fig5_features",
-            "As Fig. 2 but every attack perturbs the output of the network's feature extractor "
-            "(the input of its classifier); the input images are untouched.")
+            save_case_figure(_plot_tracking(results, labels, sweep, title), output, stem, caption)
     if unc_rows:
         write_case_table(output / "tables" / "uncertainty_per_class.csv", list(unc_rows[0]),
                          [list(r.values()) for r in unc_rows])
@@ -353,8 +318,7 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
             "Fig. 2), QMC over the pixel box with jackknife standard errors.")
 
     # ------------------------------------------------------------ notes and verdicts
-    notes = [f"Data: {data_desc}; {xtr.shape[0]} training and {xte.shape[0]} test images; "
-             "clean accuracy and envelope per network over epochs: tables/trends_*.csv."]
+    notes = [f"Data: {data_desc}; {xtr.shape[0]} training and {xte.shape[0]} test images."]
     flags = {net: trends[net]["tradeoff_after_kick"] for net in settings.networks}
     verdicts = [Verdict(
         "Test accuracy rises while robust accuracy (the envelope over the attacks) falls over "
@@ -392,7 +356,7 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
         dx, dp = ([np.mean([r[key] for r in unc_rows if r["epoch"] == e])
                    for e in sorted({r["epoch"] for r in unc_rows})]
                   for key in ("delta_x", "delta_p"))
-        r8 = sorted((r for r in unc_rows if r["class"] == 8), key=lambda r: r["epoch"])
+        r8 = [r for r in unc_rows if r["class"] == 8]
         verdicts.append(Verdict(
             "Over training, Δx of the neural packets shrinks and Δp grows (paper 004 Fig. 2).",
             f"mean over classes ({settings.uncertainty_network}): Δx last < first and Δp "
@@ -401,8 +365,6 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
                 f"; class 8: Δx {r8[0]['delta_x']:.4f} → {r8[-1]['delta_x']:.4f}, Δp "
                 f"{r8[0]['delta_p']:.3f} → {r8[-1]['delta_p']:.3f}" if r8 else "")
             + f". A flat packet on the box has Δx = √(d/12) = {np.sqrt(xte[0].numel() / 12):.4f}."))
-    wall = time.perf_counter() - started
-    notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
     results.metadata.update({
         "standard_figures": False,  # one eps, records per epoch: the case figures tell it
         "description": (
@@ -411,7 +373,8 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
             "random-sign control and their envelope, on the pixels (model '<network>') and on "
             "the feature layer ('<network>:features', '-rel'); Δx and Δp per class."),
         "notes": notes, "settings": asdict(settings), "uncertainty": unc_rows,
-        "wall_time_s": wall, "seed": seed})
+        "wall_time_s": time.perf_counter() - started, "torch_threads": torch.get_num_threads(),
+        "seed": seed})
     summary = [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
         [r["model"], f"{r['clean_first']:.3f}→{r['clean_last']:.3f}",
          f"{r['envelope_first']:.3f}→{r['envelope_last']:.3f}", str(r["tradeoff_seen"])]
@@ -422,13 +385,12 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0,
 
 @single_threaded
 def run(options: CaseOptions) -> CaseOutput:
-    """``scirobust reproduce digits``; one intra-op thread (tiny networks: thread hand-offs
-    cost more than they save, especially on a shared machine)."""
+    """``scirobust reproduce digits`` (one torch thread: see `torch_threads`)."""
     settings = DigitsSettings.quick() if options.quick else DigitsSettings.full()
     root = str(options.data_root) if options.data_root else os.environ.get("SCIROBUST_DATA_ROOT")
     if root:
         settings = replace(settings, data_root=root, max_train=2000 if options.quick else 10000)
-    return run_digits(settings, Path(options.output), seed=options.seed, quiet=options.quiet)
+    return run_digits(settings, Path(options.output), seed=options.seed)
 
 
 CASE = Case(NAME, "Digits: test vs robust accuracy over training (6 attacks, pixels and "

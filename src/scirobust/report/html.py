@@ -43,7 +43,7 @@ MAX_RESULT_ROWS = 20_000  # rows shown in the full results table
 MAX_SUMMARY_METRICS = 8
 
 _SHOWN_ELSEWHERE = {"title", "description", "notes", "warnings", "checks", "config", "units",
-                    "epsilon_label", "verdicts"}
+                    "epsilon_label", "verdicts", "headline_metric"}
 _RUN_KEYS = ("scirobust_version", "torch_version", "numpy_version", "python_version", "device",
              "seed", "wall_time_s", "cells_reused_from_cache")
 
@@ -322,6 +322,10 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
     page_title = _title(results, title)
     kinds = attack_kinds(results)
     metrics = value_metrics(results)
+    headline = meta.get("headline_metric")
+    if isinstance(headline, str) and headline in metrics:
+        # The case names the statistic to lead with (e.g. a robust one when outliers dominate).
+        metrics = [headline, *(m for m in metrics if m != headline)]
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -439,9 +443,16 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
     if meta.get("units"):
         parts.append("<h3>Units</h3>" + _kv_table(dict(meta["units"]).items())
                      if isinstance(meta["units"], dict) else "")
-    if nested_other:
+    # Flat mappings (settings, timings, fit statistics) read best as tables; anything deeper
+    # stays JSON.
+    flat = {k: v for k, v in nested_other.items() if isinstance(v, dict) and v
+            and all(not isinstance(x, dict) and len(_scalar(x)) <= 120 for x in v.values())}
+    for key, value in flat.items():
+        parts.append(f"<h3>{_e(key.replace('_', ' '))}</h3>" + _kv_table(value.items()))
+    deep = {k: v for k, v in nested_other.items() if k not in flat}
+    if deep:
         parts.append("<h3>Other metadata</h3><pre>"
-                     f"{_e(json.dumps(nested_other, indent=2, default=str))}</pre>")
+                     f"{_e(json.dumps(deep, indent=2, default=str))}</pre>")
     parts.append("<p class='sub'>Data next to this file: results.csv and results.json (all "
                  "records and metadata); every figure as PNG and SVG under figures. Regenerate "
                  "with <code>scirobust report DIR</code>.</p>")

@@ -1,0 +1,117 @@
+"""One page over every reproduction: ``index.html`` and ``summary.csv`` of a
+``scirobust reproduce all`` folder.
+
+Each case folder holds ``verdict.json`` (written by `scirobust.cases.finish`: the paper's claims,
+our numbers, the criteria and outcomes) and ``run.json`` (written by the CLI when the case
+finished: quick or full, seed, wall time). The index reads only those files, so it can be
+rebuilt from the folder alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scirobust.results import atomic_write_text
+
+__all__ = ["CaseEntry", "read_entry", "write_index"]
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#1a1a1a}table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;
+padding:.35em .6em;vertical-align:top;text-align:left}th{background:#f3f3f3}
+.reproduced{background:#eef6f1}.partly{background:#fff8e6}.not-reproduced{background:#fff0e8}
+.failed,.missing{background:#f4f4f4;color:#a34400}small{color:#555}"""
+
+
+@dataclass(frozen=True)
+class CaseEntry:
+    """What the index shows of one case (``status``: finished, failed or missing)."""
+
+    name: str
+    title: str
+    paper: str
+    status: str
+    outcome: str = ""
+    verdicts: tuple[dict[str, Any], ...] = ()
+    quick: bool | None = None
+    wall_time_s: float | None = None
+    message: str = ""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_entry(folder: Path, name: str, title: str, paper: str) -> CaseEntry:
+    """The entry of the case in ``folder`` (missing if it has not finished there)."""
+    run = _read_json(folder / "run.json")
+    verdict = _read_json(folder / "verdict.json")
+    if run is None:
+        return CaseEntry(name, title, paper, "missing")
+    if run.get("status") == "failed":
+        return CaseEntry(name, title, paper, "failed", quick=run.get("quick"),
+                         message=str(run.get("error", "")))
+    verdict = verdict or {}
+    return CaseEntry(name, title, paper, "finished", str(verdict.get("outcome") or ""),
+                     tuple(v for v in verdict.get("verdicts") or [] if isinstance(v, dict)),
+                     run.get("quick"), run.get("wall_time_s"))
+
+
+def write_index(root: Path, entries: list[CaseEntry]) -> Path:
+    """Write ``root/summary.csv`` (one row per verdict) and ``root/index.html`` (one row per
+    case, linking each case's report); returns the HTML path."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["case", "paper", "status", "case_outcome", "claim", "paper_numbers",
+                     "our_numbers", "criterion", "outcome", "detail", "mode", "wall_time_s",
+                     "report"])
+    for e in entries:
+        mode = "" if e.quick is None else ("quick" if e.quick else "full")
+        time_s = "" if e.wall_time_s is None else f"{e.wall_time_s:.1f}"
+        rows = e.verdicts or ({},)
+        for v in rows:
+            writer.writerow([e.name, e.paper, e.status, e.outcome, v.get("claim", ""),
+                             v.get("paper", ""), v.get("ours", ""), v.get("criterion", ""),
+                             v.get("outcome", ""), v.get("detail", "") or e.message, mode,
+                             time_s, f"{e.name}/report.html" if e.status == "finished" else ""])
+    atomic_write_text(root / "summary.csv", buffer.getvalue())
+
+    def esc(text: Any) -> str:
+        return html.escape(str(text))
+
+    lines = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             f"<title>scirobust reproductions</title><style>{_CSS}</style></head><body>",
+             "<h1>scirobust: every reproduction, paper vs ours</h1>",
+             "<p><small>One row per case; the outcome comes from criteria fixed in each case's "
+             "code before its numbers were seen. Full details in each case's report; all rows "
+             "in summary.csv.</small></p>",
+             "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims and numbers"
+             "</th><th>mode</th><th>time</th></tr>"]
+    for e in entries:
+        css = (e.outcome or e.status).replace(" ", "-")
+        name = (f"<a href='{esc(e.name)}/report.html'>{esc(e.name)}</a>"
+                if e.status == "finished" else esc(e.name))
+        claims = "".join(
+            f"<p><b>{esc(v.get('outcome', ''))}</b>: {esc(v.get('claim', ''))}"
+            + (f"<br><small>paper: {esc(v['paper'])}</small>" if v.get("paper") else "")
+            + (f"<br><small>ours: {esc(v['ours'])}</small>" if v.get("ours") else "")
+            + (f"<br><small>{esc(v['detail'])}</small>" if v.get("detail") else "") + "</p>"
+            for v in e.verdicts) or esc(e.message or e.status)
+        mode = "" if e.quick is None else ("quick" if e.quick else "full")
+        time_s = "" if e.wall_time_s is None else f"{e.wall_time_s:.0f} s"
+        lines.append(f"<tr class='{esc(css)}'><td>{name}<br><small>{esc(e.title)}</small></td>"
+                     f"<td>{esc(e.paper)}</td><td>{esc(e.outcome or e.status)}</td>"
+                     f"<td>{claims}</td><td>{mode}</td><td>{time_s}</td></tr>")
+    lines.append("</table></body></html>")
+    path = root / "index.html"
+    atomic_write_text(path, "\n".join(lines))
+    return path
