@@ -25,8 +25,10 @@ from scirobust.atomistic import (
     coordinate_attack,
     distort,
     distortion_sweep,
+    force_alignment,
     random_displacements,
 )
+from scirobust.atomistic.distortion import alignment_records
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError
 from scirobust.results import Results
@@ -159,3 +161,24 @@ def test_distortion_sweep_is_the_engines_l2_sweep(bks_pair):
                                ("random_gaussian", "random_gaussian", "random")):
         assert ours.value(attack=mine, epsilon=0.2, kind=kind, metric=METRIC) == pytest.approx(
             engine.value(attack=theirs, epsilon=0.2, kind=kind), rel=1e-9)
+
+
+def test_alignment_records_of_any_pair(bks_pair):
+    configs, approx, accurate = bks_pair
+    alignment = force_alignment(configs, approx, accurate, energy_offset_ev="mean")
+    stats = alignment.stats()
+    records = Results(alignment_records("demo", "BKS", alignment))
+    assert records.kinds() == {"clean": "clean", "random_direction": "random"}
+    mean = records.select(attack="clean", metric="mean_abs_cos_theta")[0]
+    cos = np.abs(alignment.cos_theta[alignment.defined])
+    assert mean.value == stats["mean_abs_cos"] and mean.n == stats["n"] == 4
+    assert mean.stderr == pytest.approx(cos.std(ddof=1) / np.sqrt(cos.size))
+    assert records.value(attack="clean", metric="fraction_cos_theta_positive") == stats[
+        "fraction_positive"]
+    assert records.value(attack="clean", metric="fraction_abs_cos_theta_above_0.5") == stats[
+        "fraction_abs_cos_above_0.5"]
+    control = records.value(attack="random_direction", kind="random")
+    assert control == pytest.approx(np.sqrt(2 / (np.pi * 3 * configs.n_atoms)))
+    assert all(r.step is None and r.epsilon == 0 for r in records)
+    bare = alignment_records("demo", "BKS", alignment, stderr=False)
+    assert np.isnan(bare[0].stderr) and bare[0].value == mean.value

@@ -18,9 +18,11 @@ from scirobust.atomistic import (
     BKS_REFIT,
     Configurations,
     alpha_cristobalite,
+    force_alignment,
     newton_step,
     relaxation_error,
 )
+from scirobust.results import Results
 
 
 def _configs(n: int = 2) -> Configurations:
@@ -73,6 +75,44 @@ def test_relaxation_error_gradient_descent_and_fire():
     assert fire.errors_mev_per_atom.shape == (4, 1)
     same = relaxation_error(configs, approx, approx, n_steps=2)
     assert np.allclose(same.errors_mev_per_atom, 0)
+
+
+def test_newton_step_records_and_sign_agreement():
+    configs = _configs(4)
+    approx, accurate = EMT(), _lj()
+    step = newton_step(configs, approx, accurate, dt_fs=2.0, energy_offset_ev="mean")
+    alignment = force_alignment(configs, approx, accurate, energy_offset_ev="mean")
+    moved = np.linalg.norm((step.positions_after - configs.positions).reshape(4, -1), axis=1)
+    assert step.mean_displacement_angstrom == pytest.approx(moved.mean())
+    agree = step.sign_agreement(alignment)
+    cos, change = alignment.cos_theta, step.relative_change_percent
+    assert agree["n_up"] == int((cos > 0).sum()) and agree["n_down"] == int((cos < 0).sum())
+    if agree["n_up"]:
+        assert agree["frac_up_pos"] == pytest.approx(float((change[cos > 0] > 0).mean()))
+    records = Results(step.to_records("demo", "EMT", alignment))
+    assert {r.attack for r in records} == {"newton_step_2fs"}
+    assert {r.kind for r in records} == {"adversarial"}
+    assert {r.epsilon for r in records} == {step.mean_displacement_angstrom}
+    rmse = records.value(metric="energy_error_after_2fs_step_mev_per_atom")
+    assert rmse == pytest.approx(np.sqrt(np.mean(step.error_after_mev_per_atom ** 2)))
+    np.testing.assert_equal([records.value(metric="fraction_error_up_if_cos_positive"),
+                             records.value(metric="fraction_error_down_if_cos_negative")],
+                            [agree["frac_up_pos"], agree["frac_down_neg"]])
+    assert len(step.to_records("demo", "EMT")) == 1
+
+
+def test_relaxation_trace_records_have_the_step_in_step():
+    atoms = alpha_cristobalite((1, 1, 1))
+    rng = np.random.default_rng(3)
+    configs = Configurations(atoms, atoms.positions[None] + rng.normal(0, 0.05, (2, 12, 3)))
+    trace = relaxation_error(configs, BKS.from_atoms(atoms), BKS.from_atoms(atoms, BKS_REFIT),
+                             n_steps=3, energy_offset_ev="mean")
+    records = trace.to_records("demo", "BKS")
+    assert [r.step for r in records] == [0, 1, 2, 3]
+    assert {(r.attack, r.metric, r.kind, r.epsilon, r.n) for r in records} == {
+        ("gradient_descent", "energy_error_mev_per_atom_vs_gd_step", "adversarial", 0.0, 2)}
+    assert [r.value for r in records] == list(trace.rmse_mev_per_atom)
+    assert [r.metric for r in trace.to_records("demo", "BKS", "rmse")] == ["rmse"] * 4
 
 
 def test_bad_arguments_are_clear_errors():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from scirobust.atomistic.calculators import as_evaluator
-from scirobust.atomistic.direction import AtomsLike, DirectionData, compute_directions
+from scirobust.atomistic.direction import Alignment, AtomsLike, DirectionData, compute_directions
 from scirobust.attacks import attack
 from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
@@ -54,6 +54,27 @@ def rmse_mev_per_atom(errors_mev_per_atom: np.ndarray) -> tuple[float, float]:
     if n < 2 or value == 0:
         return value, float("nan")
     return value, float(sq.std(ddof=1) / np.sqrt(n) / (2 * value))
+
+
+def alignment_records(case: str, model: str, alignment: Alignment, *,
+                      stderr: bool = True) -> list[Record]:
+    """Engine records of `force_alignment` (paper 002, Fig. 1), over the configurations where
+    cos θ(A, F_app) is defined: ``mean_abs_cos_theta`` (with its standard error over
+    configurations unless ``stderr`` is False), ``fraction_abs_cos_theta_above_0.5`` and
+    ``fraction_cos_theta_positive`` as kind ``clean``; and cos θ's random control, E|cos θ|
+    of two random directions in 3N dimensions, as ``mean_abs_cos_theta`` of attack
+    ``random_direction`` (kind ``random``)."""
+    st, c = alignment.stats(), np.abs(alignment.cos_theta[alignment.defined])
+    se = float(c.std(ddof=1) / np.sqrt(c.size)) if stderr and c.size > 1 else float("nan")
+    n = int(st["n"])
+    return [Record(case, model, "clean", 0.0, "mean_abs_cos_theta", st["mean_abs_cos"], se, n,
+                   kind="clean"),
+            Record(case, model, "clean", 0.0, "fraction_abs_cos_theta_above_0.5",
+                   st["fraction_abs_cos_above_0.5"], n=n, kind="clean"),
+            Record(case, model, "clean", 0.0, "fraction_cos_theta_positive",
+                   st["fraction_positive"], n=n, kind="clean"),
+            Record(case, model, "random_direction", 0.0, "mean_abs_cos_theta",
+                   st["random_vector_abs_cos"], kind="random")]
 
 
 def _random_summary(draws: np.ndarray) -> tuple[float, float, float]:
@@ -207,5 +228,5 @@ def distortion_sweep(
                            n_atoms, offset)
 
 
-__all__ = ["ADVERSARIAL_FORCE", "DistortionSweep", "distort", "distortion_sweep",
-           "rmse_mev_per_atom"]
+__all__ = ["ADVERSARIAL_FORCE", "DistortionSweep", "alignment_records", "distort",
+           "distortion_sweep", "rmse_mev_per_atom"]

@@ -7,6 +7,9 @@
 * `relaxation_error`: ``n_steps`` of gradient descent ``R ← R + γ F_app(R)`` (γ in Å²/eV) or
   ASE's FIRE with the approximate forces, evaluating the accurate energy at every step.
 
+Both give engine records (`NewtonStep.to_records`, `RelaxationTrace.to_records`) of kind
+``adversarial``: following F_app is the attack.
+
 Units: positions Å, energies eV, forces eV/Å, masses amu, time fs; velocities in ASE units
 (Å per ASE time unit, as `Atoms.get_velocities`).
 """
@@ -21,14 +24,21 @@ from ase import units
 from torch import nn
 
 from scirobust.atomistic.calculators import TorchCalculator, as_evaluator
-from scirobust.atomistic.direction import AtomsLike, DirectionData, compute_directions
+from scirobust.atomistic.direction import Alignment, AtomsLike, DirectionData, compute_directions
 from scirobust.atomistic.distortion import rmse_mev_per_atom
 from scirobust.errors import DataError
+from scirobust.results import Record
+
+NAN = float("nan")
 
 
 @dataclass
 class NewtonStep:
-    """Errors (meV/atom, signed: E_app + offset - E_acc per atom) before and after one step."""
+    """Errors (meV/atom, signed: E_app + offset - E_acc per atom) before and after one step.
+
+    ``max_displacement_angstrom``: largest move of one atom; ``mean_displacement_angstrom``:
+    mean over configurations of the total L2 norm of the step over all 3N coordinates.
+    """
 
     positions_after: np.ndarray
     velocities_after: np.ndarray | None
@@ -36,6 +46,7 @@ class NewtonStep:
     error_after_mev_per_atom: np.ndarray
     dt_fs: float
     max_displacement_angstrom: float
+    mean_displacement_angstrom: float
 
     @property
     def relative_change_percent(self) -> np.ndarray:
@@ -45,6 +56,38 @@ class NewtonStep:
         after = np.abs(self.error_after_mev_per_atom)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(before > 0, 100.0 * (after - before) / before, np.nan)
+
+    def sign_agreement(self, alignment: Alignment) -> dict[str, float | int]:
+        """Paper 002, Fig. 2a, from `force_alignment` on the same configurations: ``n_up``
+        configurations with cos θ(A, F_app) > 0 and the fraction ``frac_up_pos`` of them whose
+        |error| rose in the step; ``n_down`` and ``frac_down_neg`` for cos θ < 0 and a fall.
+        Configurations with cos θ undefined or a zero error before are left out; a fraction
+        of no configuration is NaN."""
+        change, cos = self.relative_change_percent, alignment.cos_theta
+        ok = alignment.defined & np.isfinite(change)
+        up, down = change[ok & (cos > 0)] > 0, change[ok & (cos < 0)] < 0
+        return {"n_up": int(up.size), "frac_up_pos": float(up.mean()) if up.size else NAN,
+                "n_down": int(down.size),
+                "frac_down_neg": float(down.mean()) if down.size else NAN}
+
+    def to_records(self, case: str, model: str,
+                   alignment: Alignment | None = None) -> list[Record]:
+        """Records of attack ``newton_step_<dt>fs`` (kind ``adversarial``; epsilon = the mean
+        total displacement of the step, Å): ``energy_error_after_<dt>fs_step_mev_per_atom``
+        (RMSE over configurations, meV/atom) and, given ``alignment``, the two fractions of
+        `sign_agreement` (``fraction_error_up_if_cos_positive``,
+        ``fraction_error_down_if_cos_negative``)."""
+        dt, n = f"{self.dt_fs:g}fs", int(self.error_after_mev_per_atom.size)
+        rows = [(f"energy_error_after_{dt}_step_mev_per_atom",
+                 *rmse_mev_per_atom(self.error_after_mev_per_atom), n)]
+        if alignment is not None:
+            agree = self.sign_agreement(alignment)
+            rows += [("fraction_error_up_if_cos_positive", agree["frac_up_pos"], NAN,
+                      agree["n_up"]), ("fraction_error_down_if_cos_negative",
+                                       agree["frac_down_neg"], NAN, agree["n_down"])]
+        return [Record(case, model, f"newton_step_{dt}", self.mean_displacement_angstrom, metric,
+                       value, stderr, count, kind="adversarial")
+                for metric, value, stderr, count in rows]
 
 
 def newton_step(
@@ -87,8 +130,10 @@ def newton_step(
         e_app = app.energies(new_positions)
     e_acc = acc.energies(new_positions)
     after = 1000.0 * (e_app + data.energy_offset_ev - e_acc) / configs.n_atoms
-    moved = float(np.linalg.norm(new_positions - configs.positions, axis=-1).max())
-    return NewtonStep(new_positions, v1, data.error_mev_per_atom, after, dt_fs, moved)
+    moved = new_positions - configs.positions
+    return NewtonStep(new_positions, v1, data.error_mev_per_atom, after, dt_fs,
+                      float(np.linalg.norm(moved, axis=-1).max()),
+                      float(np.linalg.norm(moved.reshape(len(moved), -1), axis=1).mean()))
 
 
 @dataclass
@@ -114,6 +159,19 @@ class RelaxationTrace:
     def rmse_stderr(self) -> np.ndarray:
         """Delta-method standard error of the RMSE at each step (meV/atom)."""
         return np.array([rmse_mev_per_atom(e)[1] for e in self.errors_mev_per_atom])
+
+    def to_records(self, case: str, model: str, metric: str | None = None) -> list[Record]:
+        """One record per step ``k`` (in ``step``, epsilon 0) of attack ``gradient_descent``
+        (``method="gd"``) or ``fire``, kind ``adversarial``: the RMSE over configurations and
+        its standard error (meV/atom), as ``metric`` (default
+        ``energy_error_mev_per_atom_vs_<method>_step``)."""
+        attack = "gradient_descent" if self.method == "gd" else self.method
+        metric = metric or f"energy_error_mev_per_atom_vs_{self.method}_step"
+        n = self.errors_mev_per_atom.shape[1]
+        return [Record(case, model, attack, 0.0, metric, float(value), float(stderr), n,
+                       kind="adversarial", step=k)
+                for k, (value, stderr) in enumerate(zip(self.rmse_mev_per_atom,
+                                                        self.rmse_stderr, strict=True))]
 
 
 def relaxation_error(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +35,11 @@ from threadpoolctl import threadpool_limits
 
 from scirobust import atomistic as at
 from scirobust.atomistic.calculators import TorchEvaluator
-from scirobust.atomistic.distortion import ADVERSARIAL_FORCE, rmse_mev_per_atom
-from scirobust.budget import Budget
+from scirobust.atomistic.distortion import ADVERSARIAL_FORCE, alignment_records, rmse_mev_per_atom
 from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, torch_threads
 from scirobust.report import COLORS, plot_metric_vs_eps, save_case_figure, summary_rows
 from scirobust.report import write_case_table as table
 from scirobust.results import Record, Results
-from scirobust.sweep import Sweep
 
 PAPER_EPSILONS = (0.0, 0.1, 0.3, 0.5)
 PAPER_RANDOM = (5.1, 5.3, 5.9, 6.8)
@@ -91,14 +88,7 @@ class Sio2Settings:
         return cls(n_train=200, n_val=50, n_test=80, n_random=2, max_epochs=150, bin_size=10,
                    n_relax_configs=12, n_audit_configs=16, pair2_n=80)
 
-    @classmethod
-    def tiny(cls) -> Sio2Settings:
-        """Smallest meaningful run, for tests (same protocol, tiny sets)."""
-        return cls(n_train=100, n_val=25, n_test=32, n_random=2, max_epochs=60, bin_size=8,
-                   n_relax_configs=4, n_relax_steps=5, n_audit_configs=4, pair2_n=24)
 
-
-# --------------------------------------------------------------------------- build
 @dataclass
 class Built:
     """BKS, the BP-NN trained on it, and each model pair's inputs: (record model name,
@@ -142,18 +132,14 @@ def _build(s: Sio2Settings, seed: int, log: Any) -> Built:
     return Built(bks, bp, training, test_norms, {"bks": info, "refit": info2}, pairs)
 
 
-# --------------------------------------------------------------------------- measure
 @dataclass
 class Pair:
-    """An (approximate, accurate) model pair measured on its configurations: `Alignment.stats`
-    of cos θ, `DistortionSweep.table` rows by ε (Å), energy RMSE and stderr (meV/atom)."""
+    """A model pair measured on its configurations: cos θ (with the directions and E_min),
+    Table 1 and its rows by ε (Å), the energy RMSE and its stderr (meV/atom)."""
 
     model: str
-    data: at.DirectionData
     alignment: at.Alignment
     distortion: at.DistortionSweep
-    e_min_ev: float
-    stats: dict[str, Any]
     rows: dict[float, dict[str, float]]
     rmse: tuple[float, float]
 
@@ -170,21 +156,18 @@ class Measured:
 
 
 def _measure(s: Sio2Settings, seed: int, b: Built, log: Any) -> Measured:
-    sweep = Sweep(epsilons=s.epsilons_angstrom, attacks=(RANDOM,), budget=Budget(norm="l2"),
-                  n_random=s.n_random, seed=seed)
     pairs = []
     for k, (model, configs, app, acc, e_min, offset) in enumerate(b.pairs):
-        data = at.compute_directions(configs, app, acc, energy_offset_ev=offset)
-        alignment = at.force_alignment(configs, None, None, reference_energy_ev=e_min,
-                                       data=data)
-        distortion = at.distortion_sweep(configs, app, acc, sweep.replace(seed=seed + k),
-                                         data=data)
-        pairs.append(Pair(model, data, alignment, distortion, e_min, alignment.stats(),
+        alignment = at.force_alignment(configs, app, acc, reference_energy_ev=e_min,
+                                       energy_offset_ev=offset)
+        distortion = at.distortion_sweep(configs, app, acc, epsilons=s.epsilons_angstrom,
+                                         n_random=s.n_random, seed=seed + k, data=alignment.data)
+        pairs.append(Pair(model, alignment, distortion,
                           {r["epsilon_angstrom"]: r for r in distortion.table()},
-                          rmse_mev_per_atom(data.error_mev_per_atom)))
+                          rmse_mev_per_atom(alignment.data.error_mev_per_atom)))
         log(f"sio2: directions and distortions of {model}")
     _, configs, app, acc, _, _ = b.pairs[0]
-    step = at.newton_step(configs, app, acc, dt_fs=s.dt_fs, data=pairs[0].data)
+    step = at.newton_step(configs, app, acc, dt_fs=s.dt_fs, data=pairs[0].alignment.data)
     trace = at.relaxation_error(configs.subset(slice(0, s.n_relax_configs)), app, acc,
                                 n_steps=s.n_relax_steps, method="gd",
                                 step_size_angstrom2_per_ev=s.gd_step_angstrom2_per_ev)
@@ -198,24 +181,20 @@ def _measure(s: Sio2Settings, seed: int, b: Built, log: Any) -> Measured:
     return Measured(*pairs, step, trace, audit)
 
 
-# --------------------------------------------------------------------------- present
 def _verdicts(s: Sio2Settings, m: Measured) -> tuple[dict[str, Any], list[Verdict]]:
     """The numbers behind the verdicts, and the verdicts (criteria fixed in code)."""
-    rows, cos, change = m.bp.rows, m.bp.alignment.cos_theta, m.step.relative_change_percent
-    ok, gd = m.bp.alignment.defined & np.isfinite(change), m.trace.rmse_mev_per_atom
-    up, down = change[ok & (cos > 0)] > 0, change[ok & (cos < 0)] < 0
-    binned, eps_max = m.bp.alignment.binned(s.bin_size), max(s.epsilons_angstrom)
+    rows, gd, eps_max = m.bp.rows, m.trace.rmse_mev_per_atom, max(s.epsilons_angstrom)
+    binned = m.bp.alignment.binned(s.bin_size)
     f = {"eps_max": eps_max, "ratio_max": rows[eps_max]["ratio"] if eps_max > 0 else NAN,
          "paper_ratio_max": PAPER_ADVERSARIAL[-1] / PAPER_RANDOM[-1],
-         "n_up": int(up.size), "frac_up_pos": float(up.mean()) if up.size else NAN,
-         "n_down": int(down.size), "frac_down_neg": float(down.mean()) if down.size else NAN,
+         **m.step.sign_agreement(m.bp.alignment),
          "gd_growth": float(gd[-1] / gd[0]) if gd[0] > 0 else NAN,
          "cos_slope_per_ev": float(np.polyfit(binned["energy_above_min_ev"],
                                               binned["mean_abs_cos"], 1)[0])
          if len(binned["n"]) >= 2 else NAN}
     increasing = bool(np.all(np.diff([r["adversarial_mev_per_atom"] for r in rows.values()]) > 0))
-    (c1, r1), (c2, r2) = ((p.stats["mean_abs_cos"], p.stats["random_vector_abs_cos"])
-                          for p in (m.bp, m.refit))
+    (c1, r1), (c2, r2) = ((st["mean_abs_cos"], st["random_vector_abs_cos"])
+                          for st in (m.bp.alignment.stats(), m.refit.alignment.stats()))
     checks = [
         ("Distortions along A raise the error far more than random ones (Table 1).",
          "RMSE along A grows with ε and is > 2× random at the largest ε",
@@ -235,44 +214,23 @@ def _verdicts(s: Sio2Settings, m: Measured) -> tuple[dict[str, Any], list[Verdic
                for claim, criterion, ok, detail in checks]
 
 
-def _records(s: Sio2Settings, b: Built, m: Measured, f: dict[str, Any]) -> Results:
+def _records(s: Sio2Settings, b: Built, m: Measured) -> Results:
     rec = functools.partial(Record, CASE_NAME)
     out = m.bp.distortion.to_records(CASE_NAME, MODEL, METRIC)
     for eps, r, a in zip(PAPER_EPSILONS, PAPER_RANDOM, PAPER_ADVERSARIAL, strict=True):
         out += [rec(PAPER_MODEL, RANDOM, eps, METRIC, r, kind="random"),
                 rec(PAPER_MODEL, ADVERSARIAL_FORCE, eps, METRIC, a, kind="adversarial")]
-    n_test = len(m.bp.data.configurations)
-    out += [rec(MODEL, "clean", 0.0, "test_rmse_mev_per_atom", *m.bp.rmse, n_test, kind="clean"),
-            rec(MODEL, "clean", 0.0, "validation_rmse_mev_per_atom", b.log.final_val_rmse, NAN,
-                s.n_val, kind="clean")]
-    abs_cos = np.abs(m.bp.alignment.cos_theta[m.bp.alignment.defined])
-    se = float(abs_cos.std(ddof=1) / math.sqrt(abs_cos.size)) if abs_cos.size > 1 else NAN
-    for pair, stderr in ((m.bp, se), (m.refit, NAN)):
-        clean = functools.partial(rec, pair.model, "clean", 0.0, n=int(pair.stats["n"]),
-                                  kind="clean")
-        out += [clean("mean_abs_cos_theta", pair.stats["mean_abs_cos"], stderr),
-                clean("fraction_abs_cos_theta_above_0.5",
-                      pair.stats["fraction_abs_cos_above_0.5"]),
-                clean("fraction_cos_theta_positive", pair.stats["fraction_positive"]),
-                # E|cos θ| of two random directions in 3N dimensions: cos θ's random control
-                rec(pair.model, "random_direction", 0.0, "mean_abs_cos_theta",
-                    pair.stats["random_vector_abs_cos"], kind="random")]
-    out += m.refit.distortion.to_records(CASE_NAME, MODEL_PAIR2, METRIC)
-    # the 1 fs step follows F_NN: its epsilon is the mean total displacement of the step (Å)
-    moved = m.step.positions_after - m.bp.data.configurations.positions
-    newton = functools.partial(rec, MODEL, "newton_step_1fs", float(np.linalg.norm(
-        moved.reshape(n_test, -1), axis=1).mean()), kind="adversarial")
-    out += [newton("energy_error_after_1fs_step_mev_per_atom",
-                   *rmse_mev_per_atom(m.step.error_after_mev_per_atom), n_test),
-            newton("fraction_error_up_if_cos_positive", f["frac_up_pos"], NAN, f["n_up"]),
-            newton("fraction_error_down_if_cos_negative", f["frac_down_neg"], NAN, f["n_down"])]
-    gd, gd_se = m.trace.rmse_mev_per_atom, m.trace.rmse_stderr
-    out += [rec(MODEL, "gradient_descent", 0.0, "energy_error_mev_per_atom_vs_gd_step",
-                float(gd[k]), float(gd_se[k]), m.trace.errors_mev_per_atom.shape[1],
-                kind="adversarial", step=k) for k in range(len(gd))]
+    clean = functools.partial(rec, MODEL, "clean", 0.0, kind="clean")
+    out += [clean("test_rmse_mev_per_atom", *m.bp.rmse, m.bp.distortion.clean.size),
+            clean("validation_rmse_mev_per_atom", b.log.final_val_rmse, NAN, s.n_val)]
+    out += (alignment_records(CASE_NAME, MODEL, m.bp.alignment)
+            + alignment_records(CASE_NAME, MODEL_PAIR2, m.refit.alignment, stderr=False)
+            + m.refit.distortion.to_records(CASE_NAME, MODEL_PAIR2, METRIC)
+            + m.step.to_records(CASE_NAME, MODEL, m.bp.alignment)
+            + m.trace.to_records(CASE_NAME, MODEL))
     dist, bp, refit = m.bp.distortion, m.bp.alignment, m.refit.alignment
     return Results(out + m.audit.records, per_sample={
-        "bp_test_error_mev_per_atom": m.bp.data.error_mev_per_atom,
+        "bp_test_error_mev_per_atom": m.bp.alignment.data.error_mev_per_atom,
         "bp_test_cos_theta": bp.cos_theta, "bp_test_cos_defined": bp.defined.astype(np.int8),
         "bp_test_energy_above_min_ev": bp.energy_above_min_ev,
         "bp_test_displacement_norm_angstrom": b.test_norms,
@@ -310,12 +268,13 @@ def _alignment_figure(directory: Path, stem: str, pair: Pair, names: tuple[str, 
     """Paper Fig. 1 (and its Fig. 3 stand-in): parity, histogram of cos θ, |cos θ| vs energy."""
     fig = Figure(figsize=(13, 4), layout="constrained")
     parity, hist, by_energy = fig.subplots(1, 3)
-    d, alignment, random_cos = pair.data, pair.alignment, pair.stats["random_vector_abs_cos"]
-    acc, app = ((e - pair.e_min_ev) / d.configurations.n_atoms * 1000 for e in (
+    alignment, stats = pair.alignment, pair.alignment.stats()
+    random_cos = stats["random_vector_abs_cos"]
+    d, e_min = alignment.data, alignment.reference_energy_ev
+    acc, app = ((e - e_min) / d.configurations.n_atoms * 1000 for e in (
         d.energy_acc_ev, d.energy_app_ev + d.energy_offset_ev))
     parity.scatter(acc, app, s=6, color=COLORS.sky_blue, alpha=0.6, edgecolors="none")
-    lo, hi = float(min(acc.min(), app.min())), float(max(acc.max(), app.max()))
-    parity.plot([lo, hi], [lo, hi], "--", color=COLORS.clean, lw=1, label="perfect agreement")
+    parity.axline((0, 0), slope=1, ls="--", color=COLORS.clean, lw=1, label="perfect agreement")
     parity.set(xlabel=f"{names[0]} − E_min (meV/atom)", ylabel=f"{names[1]} − E_min (meV/atom)",
                title=f"RMSE {pair.rmse[0]:.2f} meV/atom")
     hist.hist(alignment.cos_theta[alignment.defined], bins=np.linspace(-1, 1, 41), density=True,
@@ -323,14 +282,13 @@ def _alignment_figure(directory: Path, stem: str, pair: Pair, names: tuple[str, 
     hist.axvspan(-random_cos, random_cos, color=COLORS.random, alpha=0.2,
                  label=f"two random directions: E|cos θ| = {random_cos:.3f}")
     hist.set(xlabel="cos θ between adversarial direction A and F_app", ylabel="density",
-             xlim=(-1, 1), title=f"{pair.stats['n']} configurations")
+             xlim=(-1, 1), title=f"{stats['n']} configurations")
     binned = alignment.binned(bin_size)
     by_energy.errorbar(binned["energy_above_min_ev"] * 1000.0, binned["mean_abs_cos"],
                        yerr=binned["stderr"], fmt="o-", color=COLORS.adversarial, ms=3, lw=1,
                        capsize=2, label=f"bins of {bin_size} configurations")
     by_energy.axhline(random_cos, color=COLORS.random, ls=":", label="random directions")
-    by_energy.set(xlabel="ΔE = E_acc − E_min (meV per cell)", ylabel="mean |cos θ|",
-                  ylim=(0, 1))
+    by_energy.set(xlabel="ΔE = E_acc − E_min (meV per cell)", ylabel="mean |cos θ|", ylim=(0, 1))
     for ax in (parity, hist, by_energy):
         ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -338,18 +296,17 @@ def _alignment_figure(directory: Path, stem: str, pair: Pair, names: tuple[str, 
                      "the minimum), cos θ(A, F_app), and mean |cos θ| in energy bins.")
 
 
-def _figures(directory: Path, s: Sio2Settings, m: Measured, f: dict[str, Any],
-             table1: Results) -> None:
-    _alignment_figure(directory, "fig1_bp_vs_bks", m.bp, ("E_BKS", "E_NN"),
+def _figures(out: Path, s: Sio2Settings, m: Measured, f: dict[str, Any], table1: Results) -> None:
+    _alignment_figure(out, "fig1_bp_vs_bks", m.bp, ("E_BKS", "E_NN"),
                       "Fig. 1: BP-NN (approximate) vs BKS (accurate)", s.bin_size)
-    _alignment_figure(directory, "fig3_bks_vs_refit", m.refit, ("E_refit", "E_BKS + offset"),
+    _alignment_figure(out, "fig3_bks_vs_refit", m.refit, ("E_refit", "E_BKS + offset"),
                       "Fig. 3 stand-in: original BKS (approximate) vs BKS refit (accurate)",
                       s.bin_size)
     fig = plot_metric_vs_eps(table1, METRIC, Figure(figsize=(5, 4), layout="constrained")
                              .subplots())
     fig.axes[0].set(yscale="log", xlabel="ε = total L2 norm of the distortion (Å)",
                     ylabel="energy RMSE vs BKS (meV/atom, log scale)")
-    save_case_figure(fig, directory, "table1_distortion", "Paper Table 1: energy RMSE after "
+    save_case_figure(fig, out, "table1_distortion", "Paper Table 1: energy RMSE after "
                      f"distortions of total L2 norm ε along A ({ADVERSARIAL_FORCE}) and along "
                      f"random directions ({RANDOM}), ours (solid) and the paper's (dotted).")
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -373,17 +330,16 @@ def _figures(directory: Path, s: Sio2Settings, m: Measured, f: dict[str, Any],
                       f"(paper: > ×{PAPER_GD_GROWTH:g})")
     for ax in (newton, descent):
         ax.legend(fontsize=8)
-    save_case_figure(fig, directory, "fig2_following_f_nn", "Paper Fig. 2: change of the error "
+    save_case_figure(fig, out, "fig2_following_f_nn", "Paper Fig. 2: change of the error "
                      "after one velocity-Verlet step from rest against cos θ (a), and the RMSE "
                      "along gradient descent with the BP-NN forces (b).")
 
 
 def _notes(options: CaseOptions, s: Sio2Settings, b: Built, m: Measured) -> list[str]:
-    eps_max, n_test = max(s.epsilons_angstrom), len(m.bp.data.configurations)
-    row = m.bp.rows[eps_max]
-    big = m.bp.distortion.adversarial[m.bp.distortion.epsilons.index(eps_max)]
+    eps_max, n_test = max(s.epsilons_angstrom), m.bp.distortion.clean.size
+    row, big = m.bp.rows[eps_max], m.bp.distortion.adversarial[s.epsilons_angstrom.index(eps_max)]
     return [
-        f"Mode: {'quick' if options.quick else 'full'}; settings: {dataclasses.asdict(s)}.",
+        f"Mode: {'quick' if options.quick else 'full'} (settings in the metadata).",
         *([" ".join(__doc__.split("\n\n")[1].split())] if __doc__ else []),  # the protocol
         f"BP-NN validation RMSE {b.log.final_val_rmse:.2f} meV/atom after {b.log.epochs} epochs "
         f"({b.log.stopped}); test RMSE {m.bp.rmse[0]:.2f} ± {m.bp.rmse[1]:.2f} meV/atom on "
@@ -394,7 +350,7 @@ def _notes(options: CaseOptions, s: Sio2Settings, b: Built, m: Measured) -> list
         f"configurations exceed {OUTLIER_MEV_PER_ATOM:g} meV/atom along A (atoms pushed into "
         "the short-range wall, which dominates the RMSE).",
         f"The 1 fs step moves atoms by at most {m.step.max_displacement_angstrom:.2e} Å; the "
-        f"training-free pair has a {m.refit.data.energy_offset_ev:.3f} eV offset removed. "
+        f"training-free pair has a {m.refit.distortion.energy_offset_ev:.3f} eV offset removed. "
         f"Records: {METRIC} is the RMSE over configurations of the per-atom energy error "
         f"(meV/atom); epsilon the total L2 norm of the distortion (Å); {RANDOM}: mean of the "
         f"RMSE over {s.n_random} draws, spread = std over draws; newton_step_1fs: epsilon = "
@@ -405,7 +361,6 @@ def _notes(options: CaseOptions, s: Sio2Settings, b: Built, m: Measured) -> list
     ]
 
 
-# --------------------------------------------------------------------------- the case
 def run_sio2(options: CaseOptions, settings: Sio2Settings | None = None) -> CaseOutput:
     """Run the SiO₂ reproduction with ``settings`` (default: full, or quick with --quick)."""
     s = settings or (Sio2Settings.quick() if options.quick else Sio2Settings())
@@ -416,21 +371,21 @@ def run_sio2(options: CaseOptions, settings: Sio2Settings | None = None) -> Case
         b = _build(s, seed, log)
         m = _measure(s, seed, b, log)
     f, verdicts = _verdicts(s, m)
-    results = _records(s, b, m, f)
+    results = _records(s, b, m)
     _tables(out, s, b, m)
     table1 = Results([r for r in results.records if r.metric == METRIC and r.model in (
         MODEL, PAPER_MODEL)])
     _figures(out, s, m, f, table1)
-    wall = time.perf_counter() - started
     results.metadata = {
         "case": CASE_NAME, "description": "Adversarial forces (paper 002) of a BP network "
         "trained on BKS SiO₂: alignment of A with the model's forces, distortions along A vs "
         "random directions, following the model's forces, and a training-free pair.",
         "notes": _notes(options, s, b, m), "step_label": "gradient-descent step with F_NN",
         "settings": dataclasses.asdict(s), "seed": seed, "quick": bool(options.quick),
-        "findings": f, "timings_s": {"total_s": round(wall, 2)}, "wall_time_s": wall,
+        "findings": f, "wall_time_s": time.perf_counter() - started,
         "training_time_s": b.log.training_time_s, "relaxation": b.relax_info,
-        "cos_theta_stats": {"bp_vs_bks": m.bp.stats, "bks_vs_refit": m.refit.stats},
+        "cos_theta_stats": {"bp_vs_bks": m.bp.alignment.stats(),
+                            "bks_vs_refit": m.refit.alignment.stats()},
         "distortion_sweep": m.bp.distortion.sweep.describe(),
         "core_audit": {k: m.audit.metadata.get(k) for k in
                        ("checks", "warnings", "epsilon_units", "wall_time_s")},
