@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(SCIROBUST_TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,atomistic,weather,cases]"
+	$(BIN)/python -m pip install -q -e ".[dev,atomistic,weather,cases,llm]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,7 +15,7 @@ import platform
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Unpack
@@ -76,6 +76,37 @@ def _model_device(model: Any) -> torch.device:
         for tensor in [*model.parameters(), *model.buffers()]:
             return tensor.device
     return torch.device("cpu")
+
+
+class _WithSideInputs(nn.Module):
+    """``model(x, **side)`` as a module of ``x`` alone (so attacks, checks and the model-state
+    guard see one ordinary module)."""
+
+    def __init__(self, model: nn.Module | Callable[..., Tensor], side: dict[str, Tensor]):
+        super().__init__()
+        self.inner = model
+        self.side = side
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x, **self.side)
+
+
+def _check_side_inputs(side: Mapping[str, Tensor] | None, n: int) -> dict[str, Tensor]:
+    if side is None:
+        return {}
+    if not isinstance(side, Mapping):
+        raise DataError(f"side_inputs must be a mapping name -> tensor (the model's keyword "
+                        f"arguments); got {type(side).__name__}.")
+    out = {}
+    for name, value in side.items():
+        if not isinstance(name, str) or not isinstance(value, Tensor):
+            raise DataError(f"side_inputs[{name!r}] must be a tensor keyed by the model's "
+                            f"keyword name; got {type(value).__name__}.")
+        if value.dim() == 0 or value.shape[0] != n:
+            raise DataError(f"side_inputs[{name!r}] has shape {tuple(value.shape)}; it needs "
+                            f"one row per sample, ({n}, ...), like the inputs.")
+        out[name] = value
+    return out
 
 
 def _objective_builder(
@@ -287,6 +318,7 @@ def audit(
     variable_names: Sequence[str] | None = None,
     keep_per_sample: bool = True,
     keep_perturbed: bool = False,
+    side_inputs: Mapping[str, Tensor] | None = None,
     progress: bool = False,
     **options: Unpack[SweepOptions],
 ) -> Results:
@@ -313,6 +345,10 @@ def audit(
             ``Results.perturbed`` (in memory only, on the CPU): about
             ``(1 + n_epsilons × (n_attacks + (n_random − 1) × n_random_controls))`` copies of
             the inputs and of the outputs.
+        side_inputs: per-sample keyword inputs of the model that are not attacked
+            (attention masks, token types, graph edges...): each ``(N, ...)`` tensor is cut
+            into the same batches as ``inputs``, moved to the device, and the model is called
+            as ``model(x, **side)``.
         progress: show a rich progress bar.
 
     Returns:
@@ -351,6 +387,7 @@ def audit(
         )
     if not torch.isfinite(inputs).all():
         raise DataError("inputs contain NaN or Inf; remove or impute those samples first.")
+    side = _check_side_inputs(side_inputs, inputs.shape[0])
     if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
         raise DataError("targets contain NaN or Inf; remove those samples first.")
     runs, budget, seed = list(sweep.attacks), sweep.budget, sweep.seed
@@ -373,6 +410,12 @@ def audit(
         device = _model_device(model)
     n = inputs.shape[0]
 
+    def on(sl: slice) -> Callable[[Tensor], Tensor]:
+        """The model of one batch: with that batch's side inputs bound, if any."""
+        if not side:
+            return model
+        return _WithSideInputs(model, {k: v[sl].to(device) for k, v in side.items()})
+
     for r in runs:
         if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
             raise ConfigError(
@@ -384,7 +427,7 @@ def audit(
         if task != "classification" or targets is None:
             raise ConfigError("fgsm_targeted needs task='classification' and labels.")
         with preserved_model_state(model), torch.no_grad():
-            n_classes = model(inputs[:1].to(device)).shape[1]
+            n_classes = on(slice(0, 1))(inputs[:1].to(device)).shape[1]
         shift = torch.randint(1, n_classes, (n,),
                               generator=torch.Generator().manual_seed(stable_int(seed, "tgt")))
         target_labels = (targets.cpu().long() + shift) % n_classes
@@ -410,7 +453,7 @@ def audit(
     def evaluate(xb: Tensor, sl: slice) -> _Part:
         """Metric components, kept flags (and outputs, inputs) of one perturbed batch."""
         with preserved_model_state(model), torch.no_grad():
-            out = model(xb)
+            out = on(sl)(xb)
         ref = truth(xb, sl)
         comps = {m.name: m.components(out, ref).double().cpu().numpy() for m in metric_objs}
         kept = budget_now.inside(xb).cpu().numpy()
@@ -425,6 +468,7 @@ def audit(
         "task": task, "objective": _callable_fingerprint(objective),
         "reference": _callable_fingerprint(reference), "batch": batch_size,
         "variables": list(variable_names or []),
+        "side": {k: fingerprint_tensors([v]) for k, v in sorted(side.items())},
     }
     cache = sweep.cache_dir / "cells" if sweep.cache_dir is not None else None
 
@@ -433,7 +477,7 @@ def audit(
     first_objective = build_objective(
         targets[slices[0]].to(device) if targets is not None else None
     )
-    checks, notes, behaviour = _run_checks(model, first, first_objective, task,
+    checks, notes, behaviour = _run_checks(on(slices[0]), first, first_objective, task,
                                            needs_gradient=bool(sweep.adversarial_runs))
     base_key["behaviour"] = behaviour
     checks_notes = list(notes)
@@ -493,9 +537,9 @@ def audit(
                             if run.key in shared_gradient_runs:
                                 first = shared_gradients.get((run.key, i))
                                 if first is None:
-                                    first = input_gradient(model, xb, objective_now)
+                                    first = input_gradient(on(sl), xb, objective_now)
                                     shared_gradients[(run.key, i)] = first
-                            xb = run_attack(model, xb, objective_now, budget_now, run.name,
+                            xb = run_attack(on(sl), xb, objective_now, budget_now, run.name,
                                             generator=gen, first_gradient=first,
                                             **run.options())
                         parts[i] = evaluate(xb, sl)

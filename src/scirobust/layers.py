@@ -28,6 +28,7 @@ token ids), and the features are the float embedding vectors.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -55,12 +56,16 @@ def get_layer(model: nn.Module, layer_name: str) -> nn.Module:
 
 
 def layer_output(
-    model: nn.Module, layer_name: str, x: Tensor, *, batch_size: int = 1024
+    model: nn.Module, layer_name: str, x: Tensor, *, batch_size: int = 1024,
+    side_inputs: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
     """Clean outputs of ``model.<layer_name>`` for inputs ``x`` (no gradient, eval mode).
 
-    The hook is removed afterwards and the model's train/eval mode restored.
+    ``side_inputs`` are per-sample keyword inputs (``(N, ...)`` each, e.g. an attention mask)
+    batched with ``x`` and passed as ``model(x, **side)``. The hook is removed afterwards and
+    the model's train/eval mode restored.
     """
+    side = dict(side_inputs or {})
     layer = get_layer(model, layer_name)
     captured: list[Tensor] = []
 
@@ -78,7 +83,8 @@ def layer_output(
         model.eval()
         with torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
-                model(x[start:start + batch_size])
+                rows = slice(start, start + batch_size)
+                model(x[rows], **{k: v[rows].to(x.device) for k, v in side.items()})
     finally:
         handle.remove()
         for module, training in modes:
@@ -96,8 +102,14 @@ class FeatureAttackModel(nn.Module):
         layer_name: dotted name of the submodule whose output is attacked.
         example_input: a few clean inputs (batch, ...): fixes the placeholder's shape and
             dtype, and is used to check that the layer is a cut of the network.
+        example_side_inputs: the side inputs of ``example_input`` (e.g. its attention mask),
+            when the model takes any: keyword tensors passed with every forward pass.
         check: run the cut check (default True).
         atol: tolerance of the cut check (relative to the output scale).
+
+    Side inputs: ``wrapped(features, attention_mask=m)`` runs ``model(placeholder,
+    attention_mask=m)`` with the layer's output replaced, so a transformer's layer is a cut
+    *given* its mask; `scirobust.audit` passes them batch by batch (``side_inputs=``).
     """
 
     def __init__(
@@ -106,6 +118,7 @@ class FeatureAttackModel(nn.Module):
         layer_name: str,
         example_input: Tensor,
         *,
+        example_side_inputs: Mapping[str, Tensor] | None = None,
         check: bool = True,
         atol: float = 1e-5,
     ) -> None:
@@ -118,14 +131,18 @@ class FeatureAttackModel(nn.Module):
         self._input_shape = tuple(example_input.shape[1:])
         self._input_dtype = example_input.dtype
         if check:
-            self._check_cut(example_input[:8], atol)
+            side = {k: v[:8] for k, v in (example_side_inputs or {}).items()}
+            self._check_cut(example_input[:8], atol, side)
 
-    def features(self, x: Tensor, *, batch_size: int = 1024) -> Tensor:
+    def features(self, x: Tensor, *, batch_size: int = 1024,
+                 side_inputs: Mapping[str, Tensor] | None = None) -> Tensor:
         """Clean features (the layer's outputs) for inputs ``x``; detached."""
-        return layer_output(self.model, self.layer_name, x, batch_size=batch_size)
+        return layer_output(self.model, self.layer_name, x, batch_size=batch_size,
+                            side_inputs=side_inputs)
 
-    def forward(self, features: Tensor) -> Tensor:
-        """Model output with the layer's output replaced by ``features`` (batch, ...)."""
+    def forward(self, features: Tensor, **side_inputs: Tensor) -> Tensor:
+        """Model output with the layer's output replaced by ``features`` (batch, ...);
+        ``side_inputs`` go to the model as keyword arguments."""
         placeholder = torch.zeros(
             (features.shape[0], *self._input_shape), dtype=self._input_dtype,
             device=features.device,
@@ -143,7 +160,7 @@ class FeatureAttackModel(nn.Module):
 
         handle = self._layer.register_forward_hook(hook)
         try:
-            out = self.model(placeholder)
+            out = self.model(placeholder, **side_inputs)
         finally:
             handle.remove()
         if len(used) != 1:
@@ -153,13 +170,13 @@ class FeatureAttackModel(nn.Module):
             )
         return out
 
-    def _check_cut(self, x: Tensor, atol: float) -> None:
+    def _check_cut(self, x: Tensor, atol: float, side: dict[str, Tensor]) -> None:
         modes = [(m, m.training) for m in self.model.modules()]
         try:
             self.model.eval()
             with torch.no_grad():
-                direct = self.model(x)
-                via = self.forward(self.features(x))
+                direct = self.model(x, **side)
+                via = self.forward(self.features(x, side_inputs=side), **side)
         finally:
             for module, training in modes:
                 module.training = training
@@ -170,9 +187,12 @@ class FeatureAttackModel(nn.Module):
             raise ConfigError(
                 f"Layer {self.layer_name!r} is not a cut of the network: the model's output "
                 "also depends on the input through another path (e.g. a skip connection around "
-                "the layer), so it is not a function of this layer's output alone. Attack a "
-                "layer that every path from input to output goes through (e.g. the whole "
-                "feature extractor), or use split_at on a Sequential model."
+                "the layer, or a mask or other side input derived from the input, as in a "
+                "transformer), so it is not a function of this layer's output alone. Pass "
+                "such side inputs explicitly (example_side_inputs= here, side_inputs= to "
+                "feature_audit), attack a layer that every path from input to output goes "
+                "through (e.g. the whole feature extractor), or use split_at on a Sequential "
+                "model."
             )
 
     def extra_repr(self) -> str:
@@ -210,14 +230,17 @@ def feature_audit(
     """`scirobust.audit` on the outputs of ``model.<layer_name>`` instead of the inputs.
 
     Computes the clean features once, wraps the model in `FeatureAttackModel` and calls the
-    ordinary audit with the same `Sweep` (or sweep keywords) and audit arguments. The budget
+    ordinary audit with the same `Sweep` (or sweep keywords) and audit arguments (with
+    ``side_inputs``, e.g. ``{"attention_mask": mask}``, for the clean features, the cut check
+    and every attacked forward pass). The budget
     is in feature units; give no ``bounds`` unless the features have a physical domain. The
     metadata gains ``feature_layer`` and the features' shape and standard deviation (the scale
     against which eps should be read).
     """
     batch_size = sweep.batch_size if sweep is not None else audit_kwargs.get("batch_size", 1024)
-    wrapped = FeatureAttackModel(model, layer_name, inputs[:8])
-    feats = wrapped.features(inputs, batch_size=batch_size)
+    side = audit_kwargs.get("side_inputs")
+    wrapped = FeatureAttackModel(model, layer_name, inputs[:8], example_side_inputs=side)
+    feats = wrapped.features(inputs, batch_size=batch_size, side_inputs=side)
     results = audit(wrapped, feats, targets, sweep, **audit_kwargs)
     results.metadata["feature_layer"] = {
         "name": layer_name,
