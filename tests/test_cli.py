@@ -261,13 +261,15 @@ def test_reproduce_unknown_case() -> None:
     assert result.exit_code == 2 and "Unknown case 'nosuchcase'. Available:" in result.stderr
 
 
-def test_config_error_from_case_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_error_from_case_is_reported(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
     def failing(name: str) -> Any:
         return types.SimpleNamespace(name=name, title="t", run=_raise_config)
 
     monkeypatch.setattr(cli.cases, "get_case", failing)
-    result = invoke("reproduce", "poisson", "-o", "unused")
+    result = invoke("reproduce", "poisson", "-o", tmp_path / "out")
     assert result.exit_code == 2 and "bad option" in result.stderr
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"
 
 
 def _raise_config(options: Any) -> None:
