@@ -459,3 +459,15 @@ def test_skip_randomness_draws_what_attack_draws(method: str) -> None:
                random_start=random_start)
         skip_randomness(x, method, budget, skipped, random_start=random_start)
         assert torch.equal(ran.get_state(), skipped.get_state()), (method, random_start)
+
+
+def test_fgm_steps_along_the_normalised_gradient_without_sign() -> None:
+    w = torch.tensor([3.0, -4.0], dtype=torch.float64)
+    model = LinearModel(w)
+    x = torch.zeros(2, 2, dtype=torch.float64)
+    y = torch.full((2, 1), -1.0, dtype=torch.float64)  # error grows along +w
+    x_adv = attack(model, x, objectives.mse(y), Budget(eps=0.5, norm="l2"), "fgm")
+    expected = 0.5 * w / w.norm()
+    assert torch.allclose(x_adv, expected.expand(2, 2))
+    fgsm = attack(model, x, objectives.mse(y), Budget(eps=0.5), "fgsm")
+    assert not torch.allclose(fgsm / fgsm.norm(dim=1, keepdim=True), x_adv / 0.5)

@@ -34,7 +34,8 @@ def test_quick_mode_writes_outputs(tmp_path):
     loaded = Results.load(tmp_path)
     assert len(loaded) == len(out.results) > 0 and {r.case for r in loaded} == {"binary2d"}
     assert loaded.kinds() == {"clean": "clean", "random_sign": "random", "fgsm": "adversarial",
-                              "pgd_linf": "adversarial", "envelope": "envelope"}
+                              "pgd_linf": "adversarial", "envelope": "envelope",
+                              "random_gaussian": "random", "fgm": "adversarial"}
     # One label per seed plus their mean; epochs live in step, classes in variable.
     seeds = out.results.metadata["seeds"]
     assert {r.model for r in loaded} == {"mlp", *seeds} and len(seeds) == 2
@@ -62,5 +63,9 @@ def test_quick_mode_writes_outputs(tmp_path):
     assert value("delta_p") > value("delta_p", step=1)
     meta = out.results.metadata
     assert meta["step_label"] == "epoch" and len(meta["notes"]) >= 4
-    assert meta["verdicts"][1]["outcome"] in ("reproduced", "partly")  # the Δx, Δp trends
+    assert meta["verdicts"][2]["outcome"] in ("reproduced", "partly")  # the Δx, Δp trends
+    # the un-signed gradient step hurts at least as much as Gaussian noise of its L2 norm
+    fgm, gauss = value("accuracy", "fgm"), value("accuracy", "random_gaussian")
+    assert fgm <= gauss <= 1.0 and "fgm" in meta["verdicts"][1]["claim"]
+    assert [r.epsilon for r in loaded.select(attack="fgm", model="mlp")] == [0.1] * 3
     assert out.summary[0][0] == "metric" and len(out.summary) > 1

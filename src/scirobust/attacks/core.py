@@ -62,6 +62,10 @@ ATTACKS: dict[str, AttackSpec] = {
         ),
         AttackSpec("fgsm", "gradient", "fast gradient sign method (one full step)"),
         AttackSpec(
+            "fgm", "gradient", "fast gradient method: one step of length eps along the "
+            "L2-normalised gradient, no sign", norm="l2",
+        ),
+        AttackSpec(
             "fgsm_targeted", "gradient", "one-step targeted attack towards a target class",
             targeted=True,
         ),

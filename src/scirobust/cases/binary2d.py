@@ -36,11 +36,16 @@ from scirobust.uncertainty import Box, class_spreads
 CASE_NAME = "binary2d"
 MODEL = "mlp"
 ATTACKS = ("random_sign", "fgsm", "pgd_linf")
+L2_ATTACKS = ("random_gaussian", "fgm")
 SPREADS = {"delta_x": "delta_x", "delta_p": "delta_p", "delta_x_delta_p": "product"}  # -> Spreads
 # The paper's trends over training, as (metric, attack, sign of the change) per claim.
 CLAIMS = (
     ("Training raises test accuracy while robust accuracy under FGSM and PGD falls.",
      (("accuracy", "clean", +1), ("accuracy", "fgsm", -1), ("accuracy", "pgd_linf", -1))),
+    ("Robust accuracy also falls under a gradient step without the sign (fgm: length ε "
+     "along the L2-normalised gradient; paper 004: the sign is not necessary), where sign "
+     "attacks leave a correct classifier 1 − P(|x₁| < ε) by construction.",
+     (("accuracy", "fgm", -1),)),
     ("Training narrows the packet in input space (Δx falls) and widens it in the conjugate "
      "space (Δp rises), on the square and on the slice x₂ = 0.",
      (("delta_x", "clean", -1), ("delta_p", "clean", +1),
@@ -108,6 +113,14 @@ def make_sweep(settings: Binary2dSettings, seed: int) -> Sweep:
                  metrics=("accuracy",), n_random=settings.random_draws, seed=seed)
 
 
+def make_l2_sweep(settings: Binary2dSettings, seed: int) -> Sweep:
+    """fgm and its Gaussian control of the same L2 norm (ε in input units) inside the square;
+    an L2 budget, so a sweep of its own beside the L-inf one."""
+    return Sweep(epsilons=(settings.eps,), budget=Budget(norm="l2", bounds=(-1.0, 1.0)),
+                 attacks=("random_gaussian", "fgm"), metrics=("accuracy",),
+                 n_random=settings.random_draws, seed=seed)
+
+
 def spread_records(model: nn.Module, settings: Binary2dSettings, model_name: str,
                    epoch: int) -> list[Record]:
     """Exact Δx, Δp, Δx·Δp of both classes on the square and on x₂ = 0 (kind "clean", ε = 0):
@@ -150,14 +163,18 @@ def train_seed(settings: Binary2dSettings, seed: int, want_landscapes: bool
     x_test, y_test = make_data(settings.n_test, gen)
     model = make_model(settings, seed)
     label = f"{MODEL}_seed{seed}"
-    tracker = RobustnessTracker(x_test, y_test, make_sweep(settings, seed),
-                                at=settings.eval_epochs, model_name=label, case=CASE_NAME)
+    tracker, l2 = (RobustnessTracker(x_test, y_test, sweep(settings, seed),
+                                     at=settings.eval_epochs, model_name=label, case=CASE_NAME)
+                   for sweep in (make_sweep, make_l2_sweep))
     spreads: list[Record] = []
     landscapes: dict[int, tuple[np.ndarray, ...]] = {}
 
     def after_epoch(net: nn.Module, epoch: int) -> None:
         if tracker.due(epoch):
             spreads.extend(spread_records(net, settings, label, epoch))
+            # its clean rows and envelope repeat the L-inf tracker's: keep the attacks only
+            spreads.extend(r for r in l2.record(net, epoch).records
+                           if r.kind in ("random", "adversarial"))
         if want_landscapes and epoch in settings.landscape_epochs:
             landscapes[epoch] = packet_landscape(net, 1, settings.landscape_points)
 
@@ -246,6 +263,8 @@ def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None)
         "settings": asdict(settings),
         "sweep": {**make_sweep(settings, options.seed).describe(),
                   "seed": "the training seed of each model (see seeds)"},
+        "sweep_l2": {**make_l2_sweep(settings, options.seed).describe(),
+                     "seed": "the training seed of each model (see seeds)"},
         "seeds": seeds,
         "warnings": warnings,
         "quick": options.quick,
@@ -268,6 +287,11 @@ def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None)
             f"MNIST amplitude of §8), PGD {settings.pgd_steps} steps of 2.5ε/{settings.pgd_steps} "
             f"with random start, {settings.random_draws} random-sign draws (the same draws at "
             "every epoch of a seed: one sweep seed per training seed).",
+            "Sign attacks cannot push a correct classifier of sign(x₁) below 1 − P(|x₁| < ε) "
+            f"= {1 - settings.eps:.2f}: they move x₁ by exactly ε. fgm (a step of length ε "
+            "along the L2-normalised gradient, no sign) and its Gaussian control of the same "
+            "L2 norm run in a second L2 sweep; the third verdict judges its trend with the "
+            "same criterion, fixed before the run.",
             "Records: step = epoch. Model 'mlp' = mean over seeds (spread = SD over seeds, "
             "stderr = SD/√seeds, n = seeds); 'mlp_seed<S>' = seed S (metadata 'seeds'). Δ "
             "metrics: variable '' = mean of both classes, 'y0' / 'y1' per class.",
@@ -298,7 +322,8 @@ def _figure_landscapes(landscapes: dict[int, tuple[np.ndarray, ...]], directory:
 def _figure_over_epochs(results: Results, settings: Binary2dSettings, directory: Path) -> None:
     square, line = (COLORS["blue"], "2-D square"), (COLORS["orange"], "slice x₂ = 0 (paper)")
     panels = {"accuracy (fraction)": [("accuracy", "clean", COLORS["clean"], "test (clean)")] + [
-        ("accuracy", a, COLORS[a], f"{a} (ε = {settings.eps})") for a in ATTACKS]}
+        ("accuracy", a, COLORS[a], f"{a} (ε = {settings.eps}{', L2' * (a in L2_ATTACKS)})")
+        for a in (*ATTACKS, *L2_ATTACKS)]}
     for metric, unit in zip(SPREADS, ("Δx (input units)", "Δp (1/input units)",
                                       "Δx·Δp (dimensionless; dotted: d/2)"), strict=True):
         panels[unit] = [(metric, "clean", *square), (f"{metric}_slice", "clean", *line)]

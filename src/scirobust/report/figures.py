@@ -63,6 +63,7 @@ COLORS: _Palette = _Palette(
         "random_uniform": OKABE_ITO["bluish_green"],
         # gradient attacks: warm colours
         "fgsm": OKABE_ITO["vermillion"],
+        "fgm": OKABE_ITO["orange"],
         "bim": OKABE_ITO["orange"],
         "pgd_linf": OKABE_ITO["reddish_purple"],
         "pgd_l2": OKABE_ITO["orange"],
