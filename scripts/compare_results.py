@@ -2,7 +2,7 @@
 after a refactor).
 
     python scripts/compare_results.py BEFORE_DIR AFTER_DIR [--rtol 0] [--ignore-kind random]
-        [--values-only] [--rename metric:OLD=NEW] [--rename attack:OLD=NEW]
+        [--values-only] [--rename metric:OLD=NEW] [--rename attack:OLD=NEW] [--rename model:..]
 
 Records are matched on (case, model, attack, epsilon, metric, variable, step, kind); results
 written before the ``kind``/``variable``/``step`` columns existed are upgraded on reading, so
@@ -37,10 +37,11 @@ def _same(a: float, b: float, rtol: float) -> bool:
 
 
 def renamed(results: Results, renames: dict[tuple[str, str], str]) -> Results:
-    """``results`` with attack or metric names renamed (``{("metric", old): new}``)."""
+    """``results`` with model, attack or metric names renamed (``{("metric", old): new}``)."""
     records = [dataclasses.replace(
         r, metric=renames.get(("metric", r.metric), r.metric),
-        attack=renames.get(("attack", r.attack), r.attack)) for r in results]
+        attack=renames.get(("attack", r.attack), r.attack),
+        model=renames.get(("model", r.model), r.model)) for r in results]
     return Results(records, results.metadata)
 
 
@@ -76,15 +77,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare values only (a standard error added where there was "
                         "none is not a difference)")
     parser.add_argument("--rename", action="append", default=[], metavar="FIELD:OLD=NEW",
-                        help="rename a metric or attack of BEFORE (repeatable), e.g. "
+                        help="rename a metric, attack or model of BEFORE (repeatable), e.g. "
                         "metric:abs_error=mae")
     args = parser.parse_args(argv)
     renames = {}
     for item in args.rename:
         field, _, pair = item.partition(":")
         old, _, new = pair.partition("=")
-        if field not in ("metric", "attack") or not old or not new:
-            parser.error(f"--rename {item!r}: use metric:OLD=NEW or attack:OLD=NEW")
+        if field not in ("metric", "attack", "model") or not old or not new:
+            parser.error(f"--rename {item!r}: use metric:, attack: or model:OLD=NEW")
         renames[(field, old)] = new
     before = renamed(Results.load(args.before), renames)
     found = compare(before, Results.load(args.after), args.rtol, args.values_only)

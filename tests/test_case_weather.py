@@ -65,21 +65,24 @@ def test_tiny_run_writes_results_tables_figures_report(tiny_run) -> None:
         assert (out / "figures" / "case" / f"{stem}.svg").exists()
     with open(out / "tables" / "weather_rmse_by_lead.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 * TINY.lead_steps
+    assert len(rows) == 2 * 4 * TINY.lead_steps  # the paper's direct AFNO and the residual one
     assert {r["variable"] for r in rows} == {"z", "u", "v", "vort"}
+    assert {r["model"] for r in rows} == {"afno", "afno_residual"}
     loaded = Results.load(out)
     assert len(loaded) == len(output.results)
     md = loaded.metadata
     assert md["description"] and md["notes"]
     (verdict,) = md["verdicts"]
     assert verdict["outcome"] in ("reproduced", "partly", "not reproduced")
-    assert "FGSM/random" in verdict["detail"]
-    assert len(output.summary) == 5
+    assert "FGSM/random" in verdict["detail"] and "Residual variant" in verdict["detail"]
+    assert len(output.summary) == 1 + 2 * 4
 
 
 def test_records_carry_kind_variable_and_lead(tiny_run) -> None:
     _, output = tiny_run
-    res = output.results
+    both = output.results
+    assert {r.model for r in both} == {"afno", "afno_residual"}
+    res = type(both)([r for r in both if r.model == "afno"], both.metadata)
     assert {r.kind for r in res} == {"clean", "random", "adversarial", "ratio"}
     assert all("[" not in r.metric for r in res)
     for attack, kind, eps in (("clean", "clean", 0.0), ("random_sign", "random", TINY.epsilon),
@@ -103,9 +106,17 @@ def test_records_carry_kind_variable_and_lead(tiny_run) -> None:
 def test_rmse_is_in_physical_units(tiny_run) -> None:
     out, output = tiny_run
     # z (m, std ~ 10² m) and vort (1/s, std ~ 10⁻⁵) differ by many orders of magnitude
-    z = output.results.select(kind="clean", metric="lat_rmse", variable="z", step=1)[0]
-    vort = output.results.select(kind="clean", metric="lat_rmse", variable="vort", step=1)[0]
+    z = output.results.select(model="afno", kind="clean", metric="lat_rmse", variable="z",
+                              step=1)[0]
+    vort = output.results.select(model="afno", kind="clean", metric="lat_rmse", variable="vort",
+                                 step=1)[0]
     assert z.value > 1e3 * vort.value
     with open(out / "tables" / "weather_rmse_by_lead.csv") as f:
         first = next(csv.DictReader(f))
     assert float(first["clean"]) == pytest.approx(z.value, rel=1e-5)
+
+
+def test_the_paper_model_predicts_the_state_and_the_variant_the_increment() -> None:
+    from scirobust.cases.weather import MODELS, PAPER_MODEL
+
+    assert MODELS[PAPER_MODEL] is False and MODELS["afno_residual"] is True
