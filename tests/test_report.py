@@ -341,3 +341,19 @@ def test_flat_metadata_reads_as_tables_and_the_case_picks_the_headline(tmp_path:
     assert '"epochs": 500' not in text  # not a JSON dump
     summary = text[text.index("<h2>Summary</h2>"):]
     assert summary.index("median_error under fgsm") < summary.index("RMSE")
+
+
+def test_headlines_quote_the_last_step(tmp_path: Path) -> None:
+    recs = []
+    for step, ratio in ((1, 1.2), (4, 2.5)):
+        recs += [Record("w", "afno", "clean", 0.0, "lat_rmse", 1.0, kind="clean", variable="z",
+                        step=step),
+                 Record("w", "afno", "random_sign", 0.1, "lat_rmse", 1.0, kind="random",
+                        variable="z", step=step),
+                 Record("w", "afno", "fgsm", 0.1, "lat_rmse", ratio, kind="adversarial",
+                        variable="z", step=step),
+                 Record("w", "afno", "fgsm", 0.1, "lat_rmse", ratio, 0.1, kind="ratio",
+                        variable="z", step=step, baseline="random_sign")]
+    text = write_report(Results(recs), tmp_path).read_text(encoding="utf-8")
+    summary = text[text.index("<h2>Summary</h2>"):text.index("<table")]
+    assert "at step 4 under fgsm is 2.5" in summary and "at step 1" not in summary

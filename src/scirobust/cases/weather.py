@@ -296,6 +296,7 @@ def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -
     results.metadata = {
         **metadata,
         "case": CASE_NAME,
+        "standard_figures": False,  # one ε over lead times: the case's own figures show it
         "seed": options.seed,
         "settings": asdict(s),
         "step_hours": hours,

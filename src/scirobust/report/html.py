@@ -290,15 +290,17 @@ def _dropped_notes(results: Results) -> list[str]:
 
 
 def _headlines(results: Results, metric: str) -> list[str]:
-    """One line per (model, variable, step, adversarial attack) at the largest ε: the
-    adversarial/random ratio of ``metric``."""
+    """One line per (model, variable, adversarial attack) at the largest ε and the last step:
+    the adversarial/random ratio of ``metric``."""
     ratios = [r for r in results.records if r.kind == "ratio" and r.metric == metric]
     lines = []
     for key in dict.fromkeys((r.case, r.model) for r in ratios):
         recs = [r for r in ratios if (r.case, r.model) == key]
         eps_max = max(r.epsilon for r in recs)
+        # over lead times or epochs, the last step is the one a reader asks about first
+        last = {r.variable: r.step for r in sorted(recs, key=lambda r: r.step or 0)}
         for rec in recs:
-            if rec.epsilon == eps_max:
+            if rec.epsilon == eps_max and rec.step == last[rec.variable]:
                 label = metric_name(metric, rec.variable, rec.step)
                 lines.append(f"{rec.model}, ε = {eps_max:g}: {label} under {rec.attack} is "
                              f"{format_value(rec.value, rec.stderr)} × its value under "
