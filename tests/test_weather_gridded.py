@@ -30,7 +30,7 @@ def _data(t: int = 6) -> GriddedData:
 
 @pytest.mark.parametrize("engine", ["h5netcdf", "scipy", "netcdf4"])
 def test_netcdf_round_trip(tmp_path, engine: str) -> None:
-    pytest.importorskip({"netcdf4": "netCDF4", "h5netcdf": "h5py"}.get(engine, engine))
+    pytest.importorskip({"netcdf4": "netCDF4"}.get(engine, engine))
     data = _data()
     path = write_gridded(data, tmp_path / "era5_like.nc", engine=engine)
     back = read_gridded(path, engine=engine)

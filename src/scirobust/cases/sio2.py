@@ -381,6 +381,7 @@ def run_sio2(options: CaseOptions, settings: Sio2Settings | None = None) -> Case
         "trained on BKS SiO₂: alignment of A with the model's forces, distortions along A vs "
         "random directions, following the model's forces, and a training-free pair.",
         "notes": _notes(options, s, b, m), "step_label": "gradient-descent step with F_NN",
+        "headline_metric": "median_abs_energy_error_mev_per_atom",  # robust to wall outliers
         "settings": dataclasses.asdict(s), "seed": seed, "quick": bool(options.quick),
         "findings": f, "wall_time_s": time.perf_counter() - started,
         "training_time_s": b.log.training_time_s, "relaxation": b.relax_info,
