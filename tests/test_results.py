@@ -205,3 +205,9 @@ def test_truncated_or_corrupt_csv_is_refused_with_file_and_line(tmp_path: Path) 
     (tmp_path / "results.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match=r"not a scirobust results\.csv"):
         Results.load(tmp_path)
+
+
+def test_record_step_accepts_numpy_integers() -> None:
+    rec = Record("c", "m", "clean", 0.0, "rmse", 1.0, kind="clean", step=np.int64(3))
+    assert rec.step == 3 and type(rec.step) is int
+    assert json.loads(Results([rec]).to_json())["records"][0]["step"] == 3

@@ -93,3 +93,15 @@ def test_tracker_takes_a_sweep_and_labels_checkpoints_without_epochs(tmp_path) -
     assert {(r.model, r.step) for r in res} == {("mlp@final", None)}
     # the envelope never takes a random control, even when it is the worst
     assert [r.attack for r in res.select(kind="envelope")] == ["envelope"]
+
+
+def test_tracker_refuses_a_sweep_with_other_metrics() -> None:
+    import pytest
+
+    from scirobust import ConfigError
+
+    x, y = _data(10)
+    with pytest.raises(ConfigError, match="records one metric"):
+        RobustnessTracker(x, y, Sweep(epsilons=[0.1], metrics=["error_rate"]))
+    assert RobustnessTracker(x, y, Sweep(epsilons=[0.1], metrics=["error_rate"]),
+                             metric="error_rate").sweep.metrics == ("error_rate",)

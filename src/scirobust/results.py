@@ -16,6 +16,7 @@ import dataclasses
 import io
 import json
 import math
+import numbers
 import os
 import re
 import tempfile
@@ -72,8 +73,10 @@ class Record:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise DataError(f"Record kind must be one of {', '.join(KINDS)}; got {self.kind!r}.")
-        if self.step is not None and not isinstance(self.step, int):
-            raise DataError(f"Record step must be an int or None; got {self.step!r}.")
+        if self.step is not None:
+            if isinstance(self.step, bool) or not isinstance(self.step, numbers.Integral):
+                raise DataError(f"Record step must be an int or None; got {self.step!r}.")
+            object.__setattr__(self, "step", int(self.step))  # e.g. a NumPy integer
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with NaN as None (valid JSON)."""

@@ -155,8 +155,13 @@ class RobustnessTracker:
         if targets.shape[0] != inputs.shape[0]:
             raise DataError(f"inputs have {inputs.shape[0]} samples but targets have "
                             f"{targets.shape[0]}.")
-        self.sweep = Sweep.resolve(sweep, defaults=_TRACK_DEFAULTS, **options).replace(
-            metrics=(metric,))
+        resolved = Sweep.resolve(sweep, defaults=_TRACK_DEFAULTS, **options)
+        if resolved.metrics not in (None, (metric,)):
+            raise ConfigError(
+                f"The tracker records one metric, metric={metric!r}; the sweep asks for "
+                f"{list(resolved.metrics)}. Pass metric= (accuracy or error_rate) instead."
+            )
+        self.sweep = resolved.replace(metrics=(metric,))
         self.inputs = inputs
         self.targets = targets
         self.every = int(every)
