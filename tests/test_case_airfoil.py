@@ -163,3 +163,5 @@ def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     assert all(np.isfinite(r.value) for r in res.records)
     assert "bit for bit: yes" in " ".join(res.metadata["notes"])
     assert len(res.metadata["verdicts"]) == 2 and len(out.summary) == 3
+    for verdict in res.metadata["verdicts"]:  # the index compares paper and ours
+        assert verdict["paper"] and verdict["ours"].startswith("case 1: ")

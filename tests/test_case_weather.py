@@ -75,6 +75,7 @@ def test_tiny_run_writes_results_tables_figures_report(tiny_run) -> None:
     (verdict,) = md["verdicts"]
     assert verdict["outcome"] in ("reproduced", "partly", "not reproduced")
     assert "FGSM/random" in verdict["detail"] and "Residual variant" in verdict["detail"]
+    assert "FourCastNet" in verdict["paper"] and " m; " in verdict["ours"]
     assert len(output.summary) == 1 + 2 * 4
 
 
