@@ -64,6 +64,8 @@ def test_quick_mode_writes_outputs(tmp_path):
     meta = out.results.metadata
     assert meta["step_label"] == "epoch" and len(meta["notes"]) >= 4
     assert meta["verdicts"][2]["outcome"] in ("reproduced", "partly")  # the Δx, Δp trends
+    assert all(v["paper"] and v["ours"] and v["stand_in"] for v in meta["verdicts"])
+    assert meta["verdicts"][0]["ours"].startswith("mean of 2 seeds at epochs 1 → 60: ")
     # the un-signed gradient step hurts at least as much as Gaussian noise of its L2 norm
     fgm, gauss = value("accuracy", "fgm"), value("accuracy", "random_gaussian")
     assert fgm <= gauss <= 1.0 and "fgm" in meta["verdicts"][1]["claim"]

@@ -71,6 +71,7 @@ def test_tiny_run_writes_the_standard_outputs(tmp_path) -> None:
     verdicts = {v["claim"][:20]: v["outcome"] for v in res.metadata["verdicts"]}
     assert len(verdicts) == 3
     assert set(verdicts.values()) <= {"reproduced", "partly", "not reproduced"}
+    assert all(v["paper"] and v["ours"] and v["stand_in"] for v in res.metadata["verdicts"])
     assert any("cnn:features-rel" in n for n in res.metadata["notes"])
     assert out.summary[0][0] == "model" and len(out.summary) == 1 + 3
 

@@ -160,6 +160,7 @@ def test_small_end_to_end_run(tmp_path: Path) -> None:
         "with the paper's Rel MSE", "with the same-points change"]
     assert all(v["outcome"] in ("reproduced", "partly", "not reproduced")
                for v in meta["verdicts"])
+    assert all(v["paper"] and v["ours"] and v["stand_in"] for v in meta["verdicts"])
     assert out.report.read_text().count("<b>Verdict: ") == 2  # shown first in the report
     assert math.isfinite(meta["rnn_fit"]["max_abs_coef"])
     assert meta["pinn_training"]["history"][-1]["iteration"] == settings.pinn_iterations

@@ -131,7 +131,9 @@ def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     assert [(r.kind, r.baseline) for r in fraction] == [("adversarial", "random_sign")] * 2
     flags = res.samples("random_sign", 0.01, "mae") > res.samples("fgsm", 0.01, "mae")
     assert res.value(metric="fraction_random_exceeds_fgsm", epsilon=0.01) == flags.mean()
-    assert res.metadata["verdicts"][0]["claim"]
+    (verdict,) = res.metadata["verdicts"]
+    assert verdict["claim"] and verdict["paper"] and verdict["ours"] and verdict["stand_in"]
+    assert "of 57 temperatures" in verdict["ours"]
     notes = " ".join(res.metadata["notes"])
     assert "ε/T⁴" in notes and "Stand-in" in notes
     assert len(out.summary) == 3  # header + one row per eps

@@ -48,4 +48,5 @@ def test_tiny_run(tmp_path) -> None:
     assert (tmp_path / "report.html").is_file()
     outcomes = [v["outcome"] for v in res.metadata["verdicts"]]
     assert 2 <= len(outcomes) <= 3 and "cosine" in res.metadata["verdicts"][0]["claim"]
+    assert all(v["paper"] and v["ours"] and v["stand_in"] for v in res.metadata["verdicts"])
     assert out.summary[0][0] == "embedding" and len(out.summary) == 1 + 2

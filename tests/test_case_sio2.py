@@ -88,6 +88,8 @@ def test_tiny_run_metadata_and_verdicts(tiny_run):
     verdicts = meta["verdicts"]
     assert len(verdicts) == 5
     assert {v["outcome"] for v in verdicts} <= {"reproduced", "not reproduced"}
+    assert all(v["paper"] and v["ours"] and v["stand_in"] for v in verdicts)
+    assert "5.1, 15.4, 31.9, 42.0 meV/atom" in verdicts[0]["paper"] and "Å" in verdicts[0]["ours"]
     assert "Verdict: " in result.report.read_text(encoding="utf-8")
     assert meta["distortion_sweep"]["attacks"][0]["name"] == "random_gaussian"
     assert result.summary[0][:3] == ["model", "epsilon", "clean"] and len(result.summary) == 9

@@ -1,17 +1,14 @@
 """Accuracy vs robustness over training on 8×8 digits (paper 001 Figs. 2 and 5; paper 004 Fig. 2).
 
-Data: scikit-learn's bundled 8×8 digits (1797 images, no download), pixels scaled to [0, 1];
-a stratified split of 360 test images. If ``data_root`` (or the environment variable
-``SCIROBUST_DATA_ROOT``) holds MNIST (``MNIST/raw/*-ubyte[.gz]``) or CIFAR-10
-(``cifar-10-batches-py/``) in the torchvision layout, that data set is used instead (CIFAR-10
-with the papers' eps = 8/255); nothing is ever downloaded.
-
-Settings fixed from the papers before any run (SCIENCE.md §8; `DigitsSettings.sweep`): eps =
-0.1 on [0, 1] pixels; PGD 4 × 0.25·eps with random start (paper 004); targeted (towards a
-fixed random wrong class) and non-targeted FGSM; BIM and ILLC 10 × 0.25·eps; SparseFool in the
-L-inf box; a random-sign control. Feature attacks: the same eps in feature units (no bounds).
-Δx, Δp per class of the CNN (paper 004 Fig. 2): scrambled-Sobol QMC over the pixel box with
-jackknife standard errors. Records: one `RobustnessTracker` per network and attacked layer.
+Data: scikit-learn's bundled 8×8 digits (1797 images), pixels scaled to [0, 1], a stratified split
+of 360 test images; MNIST (``MNIST/raw/*-ubyte[.gz]``) or CIFAR-10 (``cifar-10-batches-py/``, with
+the papers' eps = 8/255) in the torchvision layout under ``data_root`` or ``SCIROBUST_DATA_ROOT``
+replaces it (nothing is ever downloaded). Fixed from the papers before any run (SCIENCE.md §8;
+`DigitsSettings.sweep`): eps = 0.1 on [0, 1] pixels; PGD 4 × 0.25·eps with random start (paper
+004); targeted (to a fixed random wrong class) and non-targeted FGSM; BIM and ILLC 10 × 0.25·eps;
+SparseFool in the L-inf box; a random-sign control. Feature attacks: the same eps in feature units
+(no bounds). Δx, Δp per class of the CNN (paper 004 Fig. 2): scrambled-Sobol QMC over the pixel
+box, jackknife standard errors. Records: one `RobustnessTracker` per network and attacked layer.
 """
 
 from __future__ import annotations
@@ -41,6 +38,12 @@ from scirobust.training import ENVELOPE, RobustnessTracker, fit, history
 from scirobust.uncertainty import Box, class_spreads
 
 NAME = "digits"
+PAPER = ("test accuracy rises, robust accuracy falls over epochs; MNIST (ε = 0.1): test > 98 %,"
+         " robust down by around 10–15 %; CIFAR-10 (ε = 8/255): test ≈ 60 % (CNN), nearly 90 % "
+         "(ResNet, GoogleNet), robust down by about 30–50 % (001 Fig. 2)", "ResNet attacked at "
+         "its feature extractor's output: robust accuracy declines over epochs more than in Fig. "
+         "2 (001 Fig. 5; no number given)", "3-layer CNN, MNIST, 50 epochs: Δx[class 8] falls, "
+         "Δp[class 8] rises (004 Fig. 2b; Monte Carlo, no number given; CIFAR-10: class means)")
 UNCERTAINTY_FIELDS = ("delta_x", "delta_x_stderr", "delta_p", "delta_p_stderr", "product",
                       "product_stderr", "n_evaluations")  # of `uncertainty.Spreads`
 
@@ -74,8 +77,7 @@ class DigitsSettings:
 
     @classmethod
     def full(cls) -> DigitsSettings:
-        """The 8×8-digits version of the published figure (20 epochs, 359 test images;
-        5–10 min on one free CPU thread, ~17 min on a heavily shared one)."""
+        """The published figure on 8×8 digits (20 epochs, 359 test images; 5–17 min, 1 thread)."""
         return cls()
 
     def sweep(self, seed: int = 0) -> Sweep:
@@ -134,10 +136,8 @@ class _Inception(nn.Module):
     def __init__(self, cin: int, branch: int) -> None:
         super().__init__()
         self.b1 = nn.Conv2d(cin, branch, 1)
-        self.b3 = nn.Sequential(nn.Conv2d(cin, branch, 1), nn.ReLU(),
-                                nn.Conv2d(branch, branch, 3, padding=1))
-        self.b5 = nn.Sequential(nn.Conv2d(cin, branch, 1), nn.ReLU(),
-                                nn.Conv2d(branch, branch, 5, padding=2))
+        self.b3, self.b5 = (nn.Sequential(nn.Conv2d(cin, branch, 1), nn.ReLU(), nn.Conv2d(
+            branch, branch, k, padding=k // 2)) for k in (3, 5))  # created in this order
         self.bp = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(cin, branch, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -179,13 +179,11 @@ def _trend(results: Results, label: str, eps: float) -> dict:
     rc, re_ = np.argsort(np.argsort(cv)), np.argsort(np.argsort(ev))
     spearman = (float(np.corrcoef(rc, re_)[0, 1]) if len(cv) >= 3 and rc.std() and re_.std()
                 else float("nan"))
-    # After the initial learning "kick" (paper 004): from the first epoch whose clean accuracy
-    # reaches 95 % of its maximum. Added after the first full run, which showed the envelope
-    # rising with the clean accuracy during the first epochs.
+    # After the learning "kick" (paper 004): from the first epoch at ≥ 95 % of the maximal clean
+    # accuracy (added after the first full run: the envelope rose with it in the first epochs).
     k = next(i for i, v in enumerate(cv) if v >= 0.95 * max(cv))
     clean_after, env_after = _slope(cv[k:]), _slope(ev[k:])
-    return {
-        "model": label, "epochs": f"{clean[0][0]}-{clean[-1][0]}",
+    return {"model": label, "epochs": f"{clean[0][0]}-{clean[-1][0]}",
         "clean_first": cv[0], "clean_last": cv[-1], "clean_max": max(cv),
         "envelope_first": ev[0], "envelope_last": ev[-1], "envelope_mean": float(np.mean(ev)),
         "envelope_slope_per_epoch": _slope(ev), "clean_slope_per_epoch": _slope(cv),
@@ -193,8 +191,7 @@ def _trend(results: Results, label: str, eps: float) -> dict:
         "tradeoff_seen": bool(cv[-1] > cv[0] and ev[-1] < ev[0]),
         "kick_epoch": clean[k][0], "clean_at_kick": cv[k], "envelope_at_kick": ev[k],
         "envelope_slope_after_kick": env_after, "clean_slope_after_kick": clean_after,
-        "tradeoff_after_kick": bool(len(cv) - k >= 3 and clean_after >= 0 and env_after < 0),
-    }
+        "tradeoff_after_kick": bool(len(cv) - k >= 3 and clean_after >= 0 and env_after < 0)}
 
 
 # --------------------------------------------------------------------------- figures
@@ -251,9 +248,8 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
     if data_desc.startswith("CIFAR") and settings.eps == DigitsSettings.eps:
         settings = replace(settings, eps=8 / 255)  # the papers' CIFAR-10 eps (SCIENCE.md §8)
     eps, sweep, n_classes = settings.eps, settings.sweep(seed), int(max(ytr.max(), yte.max())) + 1
-    pixel_std = float(xte.double().std())
+    pixel_std, results = float(xte.double().std()), Results()
     domain = Box(torch.zeros(xte.shape[1:]), torch.ones(xte.shape[1:]))
-    results = Results()
     feature: dict[str, list[RobustnessTracker]] = {}  # network -> its feature-layer trackers
     unc_rows: list[dict] = []
     for i, net in enumerate(settings.networks):
@@ -292,19 +288,17 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
             results.metadata = results.metadata or {
                 k: v for k, v in tracker.results.metadata.items() if k != "tracking"}
 
-    # ------------------------------------------------------------ tables and figures
     feature_labels = [t.model_name for kept in feature.values() for t in kept]
     trends = {m: _trend(results, m, eps) for m in [*settings.networks, *feature_labels]}
     for name, labels, stem, title, caption in (
-        ("pixels", list(settings.networks), "fig2_pixels", "Test and robust accuracy over "
-         f"training, attacks on pixels (ε = {eps}) — paper 001 Fig. 2", "Test accuracy (black) "
-         "and robust accuracy under six gradient attacks and a random-sign control of the same "
-         "size, after every epoch; grey dashed: envelope (lowest robust accuracy over the six "
-         "attacks)."),
-        ("features", feature_labels, "fig5_features", f"Attacks on the feature layer (ε = {eps} "
-         "in feature units) — paper 001 Fig. 5", "As Fig. 2 but every attack perturbs the "
-         "output of the network's feature extractor (the input of its classifier); the input "
-         "images are untouched.")):
+        ("pixels", list(settings.networks), "fig2_pixels", "Test and robust accuracy over training"
+         f", attacks on pixels (ε = {eps}) — paper 001 Fig. 2", "Test accuracy (black) and robust "
+         "accuracy under six gradient attacks and a random-sign control of the same size, after "
+         "every epoch; grey dashed: envelope (lowest robust accuracy over the six attacks)."),
+        ("features", feature_labels, "fig5_features", f"Attacks on the feature layer (ε = {eps} in"
+         " feature units) — paper 001 Fig. 5", "As Fig. 2 but every attack perturbs the output of "
+         "the network's feature extractor (the input of its classifier); the input images are "
+         "untouched.")):
         if labels:
             write_case_table(output / "tables" / f"trends_{name}.csv", list(trends[labels[0]]),
                              [list(trends[label].values()) for label in labels])
@@ -317,9 +311,14 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
             "Δx, Δp and Δx·Δp of the neural packet of every class over training (paper 004 "
             "Fig. 2), QMC over the pixel box with jackknife standard errors.")
 
-    # ------------------------------------------------------------ notes and verdicts
+    summary = [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
+        [r["model"], f"{r['clean_first']:.3f}→{r['clean_last']:.3f}",
+         f"{r['envelope_first']:.3f}→{r['envelope_last']:.3f}", str(r["tradeoff_seen"])]
+        for r in trends.values()]
     notes = [f"Data: {data_desc}; {xtr.shape[0]} training and {xte.shape[0]} test images."]
     flags = {net: trends[net]["tradeoff_after_kick"] for net in settings.networks}
+    stand_in = (f"{data_desc}, {xte.shape[0]} test images, small CNN/ResNet/Inception nets, "
+                f"{settings.epochs} epochs; papers: MNIST/CIFAR-10, 4-layer CNN, ResNet, GoogleNet")
     verdicts = [Verdict(
         "Test accuracy rises while robust accuracy (the envelope over the attacks) falls over "
         "training (paper 001 Fig. 2, paper 004).",
@@ -327,10 +326,11 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
         "maximal clean accuracy; rule added after the first full run) and over ≥ 3 epochs: "
         "least-squares slope of clean accuracy ≥ 0 and of the envelope < 0",
         outcome(list(flags.values())), "; ".join(
-            f"{net}: {'yes' if flag else 'no'} (from epoch {trends[net]['kick_epoch']}: clean "
-            f"{trends[net]['clean_slope_after_kick']:+.4f}, envelope "
-            f"{trends[net]['envelope_slope_after_kick']:+.4f} per epoch)"
-            for net, flag in flags.items()) + ".")]
+            f"{n}: {'yes' if flags[n] else 'no'} (from epoch {t['kick_epoch']}: clean "
+            f"{t['clean_slope_after_kick']:+.4f}, envelope {t['envelope_slope_after_kick']:+.4f} "
+            "per epoch)" for n, t in trends.items() if n in flags) + ".", PAPER[0],
+        f"ε = {eps}, accuracy first→last epoch: " + "; ".join(
+            f"{m} clean {c}, envelope {e}" for m, c, e, _ in summary[1:] if m in flags), stand_in)]
     flags = {}
     for net, kept in feature.items():
         for t in kept:
@@ -351,34 +351,35 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
             "Fig. 5).", f"mean envelope over epochs lower with eps = {eps} in feature units "
             "than on pixels, per split network", outcome(list(flags.values())),
             ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in flags.items())
-            + " (eps relative to the features' spread: see the notes)."))
+            + " (eps relative to the features' spread: see the notes).", PAPER[1], "mean envelope "
+            "over epochs: " + ", ".join(f"{m} {v['envelope_mean']:.1%}" for m, v in trends.items()
+                                        if m.split(":")[0] in feature), stand_in))
     if unc_rows:
         dx, dp = ([np.mean([r[key] for r in unc_rows if r["epoch"] == e])
                    for e in sorted({r["epoch"] for r in unc_rows})]
                   for key in ("delta_x", "delta_p"))
         r8 = [r for r in unc_rows if r["class"] == 8]
+        c8 = (f"; class 8: Δx {r8[0]['delta_x']:.4f} → {r8[-1]['delta_x']:.4f}, Δp "
+              f"{r8[0]['delta_p']:.3f} → {r8[-1]['delta_p']:.3f}" if r8 else "")
         verdicts.append(Verdict(
             "Over training, Δx of the neural packets shrinks and Δp grows (paper 004 Fig. 2).",
             f"mean over classes ({settings.uncertainty_network}): Δx last < first and Δp "
             "last > first", outcome([dx[-1] < dx[0], dp[-1] > dp[0]]),
-            f"Δx {dx[0]:.4f} → {dx[-1]:.4f}, Δp {dp[0]:.3f} → {dp[-1]:.3f}" + (
-                f"; class 8: Δx {r8[0]['delta_x']:.4f} → {r8[-1]['delta_x']:.4f}, Δp "
-                f"{r8[0]['delta_p']:.3f} → {r8[-1]['delta_p']:.3f}" if r8 else "")
-            + f". A flat packet on the box has Δx = √(d/12) = {np.sqrt(xte[0].numel() / 12):.4f}."))
+            f"Δx {dx[0]:.4f} → {dx[-1]:.4f}, Δp {dp[0]:.3f} → {dp[-1]:.3f}{c8}. A flat packet "
+            f"on the box has Δx = √(d/12) = {np.sqrt(xte[0].numel() / 12):.4f}.", PAPER[2],
+            f"epochs {unc_rows[0]['epoch']}–{unc_rows[-1]['epoch']}, class mean: Δx {dx[0]:.4f} "
+            f"→ {dx[-1]:.4f} pixel units, Δp {dp[0]:.3f} → {dp[-1]:.3f} per pixel unit{c8}",
+            f"{data_desc}, our {settings.uncertainty_network}, {settings.epochs} epochs, QMC with "
+            f"{settings.uncertainty_n} points; paper: 3-layer CNN, MNIST, 50 epochs, Monte Carlo"))
     results.metadata.update({
         "standard_figures": False,  # one eps, records per epoch: the case figures tell it
-        "description": (
-            "Paper 001 Fig. 2/5 and paper 004 Fig. 2 on 8×8 digits: after every epoch (step), "
-            f"test accuracy and robust accuracy under six gradient attacks at eps = {eps}, a "
-            "random-sign control and their envelope, on the pixels (model '<network>') and on "
-            "the feature layer ('<network>:features', '-rel'); Δx and Δp per class."),
+        "description": "Paper 001 Fig. 2/5 and paper 004 Fig. 2 on 8×8 digits: after every "
+        f"epoch (step), test accuracy and robust accuracy under six gradient attacks at eps = {eps}"
+        ", a random-sign control and their envelope, on the pixels (model '<network>') and on the "
+        "feature layer ('<network>:features', '-rel'); Δx and Δp per class.",
         "notes": notes, "settings": asdict(settings), "uncertainty": unc_rows,
         "wall_time_s": time.perf_counter() - started, "torch_threads": torch.get_num_threads(),
         "seed": seed})
-    summary = [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
-        [r["model"], f"{r['clean_first']:.3f}→{r['clean_last']:.3f}",
-         f"{r['envelope_first']:.3f}→{r['envelope_last']:.3f}", str(r["tradeoff_seen"])]
-        for r in trends.values()]
     return finish(results, output, title="Digits: accuracy vs robustness over training",
                   summary=summary, verdicts=verdicts)
 

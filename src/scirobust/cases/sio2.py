@@ -1,20 +1,19 @@
 """Adversarial forces of a Behler–Parrinello network trained on BKS SiO₂ (paper 002).
 
-``scirobust reproduce sio2 [--quick]``. As in the paper: BKS with its original charges and
-constants (van Beest et al. 1990); 96 atoms (32 Si, 64 O); Gaussian displacements with total
-norm uniform in [0, 1] Å (2000 test configurations in full mode); a BP-NN (per-element MLPs
-2×30 tanh) trained to 5.1 meV/atom; A = 2(E_BKS − E_NN)(F_NN − F_BKS) and cos θ(A, F_NN);
-distortions of total L2 norm ε = 0, 0.1, 0.3, 0.5 Å along A (attack ``adversarial_force``) vs
-Gaussian directions of the same norm (``random_gaussian``) by `atomistic.distortion_sweep`
-(Table 1); one 1 fs velocity-Verlet step from rest (Fig. 2a) and 30 gradient-descent steps with
-F_NN (Fig. 2b). Stand-ins and choices: a D/r²⁴ wall against BKS's short-range collapse;
-damped-shifted-force Coulomb (α = 0.3 Å⁻¹, r_c = 10 Å); α-cristobalite 2×2×2 relaxed with BKS
-(the paper names no structure); our symmetry functions; Adam with early stop (paper: momentum
-SGD, 500 epochs); γ = 0.01 Å²/eV ≈ 1/λ_max of the BKS Hessian; for the training-free pair
-(§3.2, BKS vs DFT) the JAX-MD refit of BKS (charges 1.955/-0.977) instead of DFT, around its
-own minimum, norms in [0, 0.3] Å, a constant energy offset fitted as the mean difference. FGSM
-on the coordinates (each moved by ±ε/√(3N) along sign(A): total L2 norm ε) vs random signs runs
-on a subset through `scirobust.audit` (`atomistic.audit_coordinates`).
+``scirobust reproduce sio2 [--quick]``. As in the paper: BKS with its original charges and constants
+(van Beest et al. 1990); 96 atoms (32 Si, 64 O); Gaussian displacements with total norm uniform in
+[0, 1] Å (2000 test configurations in full mode); a BP-NN (per-element MLPs 2×30 tanh) trained to
+5.1 meV/atom; A = 2(E_BKS − E_NN)(F_NN − F_BKS) and cos θ(A, F_NN); distortions of total L2 norm ε =
+0, 0.1, 0.3, 0.5 Å along A (attack ``adversarial_force``) vs Gaussian directions of the same norm
+(``random_gaussian``) by `atomistic.distortion_sweep` (Table 1); one 1 fs velocity-Verlet step from
+rest (Fig. 2a) and 30 gradient-descent steps with F_NN (Fig. 2b). Stand-ins and choices: a D/r²⁴
+wall against BKS's short-range collapse; damped-shifted-force Coulomb (α = 0.3 Å⁻¹, r_c = 10 Å);
+α-cristobalite 2×2×2 relaxed with BKS (the paper names no structure); our symmetry functions; Adam
+with early stop (paper: momentum SGD, 500 epochs); γ = 0.01 Å²/eV ≈ 1/λ_max of the BKS Hessian; for
+the training-free pair (§3.2, BKS vs DFT) the JAX-MD refit of BKS (charges 1.955/-0.977) instead of
+DFT, around its own minimum, norms in [0, 0.3] Å, a constant energy offset fitted as the mean
+difference. FGSM on the coordinates (each moved by ±ε/√(3N) along sign(A): total L2 norm ε) vs
+random signs runs on a subset through `scirobust.audit` (`atomistic.audit_coordinates`).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +46,12 @@ PAPER_TRAIN_RMSE = 5.1
 PAPER_GD_GROWTH = 5.0  # "more than 5 times larger after 30 steps"
 OUTLIER_MEV_PER_ATOM = 500.0  # an error this large means atoms were pushed into the wall
 
-CASE_NAME = "sio2"
-MODEL = "BP-NN"
-MODEL_PAIR2 = "BKS (vs BKS refit)"
-PAPER_MODEL = "BP-NN (paper 002)"
-METRIC = "energy_error_mev_per_atom"
-RANDOM = "random_gaussian"
-NAN = float("nan")
+CASE_NAME, MODEL, METRIC, NAN = "sio2", "BP-NN", "energy_error_mev_per_atom", float("nan")
+MODEL_PAIR2, PAPER_MODEL, RANDOM = "BKS (vs BKS refit)", "BP-NN (paper 002)", "random_gaussian"
+STAND_IN = "BKS + D/r²⁴ wall, shifted-force Coulomb, α-cristobalite, our symmetry functions, Adam"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Sio2Settings:
     """Every setting of the case (fixed before looking at results). Units in names."""
 
@@ -89,10 +83,9 @@ class Sio2Settings:
                    n_relax_configs=12, n_audit_configs=16, pair2_n=80)
 
 
-@dataclass
+@dataclasses.dataclass
 class Built:
-    """BKS, the BP-NN trained on it, and each model pair's inputs: (record model name,
-    configurations, approximate, accurate, E_min in eV, energy offset)."""
+    """BKS, the BP-NN, each pair's (model, configurations, app, acc, E_min in eV, offset)."""
 
     bks: at.BKS
     bp: at.BehlerParrinello
@@ -119,9 +112,8 @@ def _build(s: Sio2Settings, seed: int, log: Any) -> Built:
         target_rmse_mev_per_atom=s.target_rmse_mev_per_atom, seed=seed)
     bp.eval()
     log(f"sio2: BP-NN trained ({training.epochs} epochs)")
-    pos2, _ = at.random_displacements(relaxed2.positions, s.pair2_n,
-                                      np.random.default_rng(seed + 1),
-                                      (0.0, s.pair2_norm_max_angstrom))
+    pos2, _ = at.random_displacements(relaxed2.positions, s.pair2_n, np.random.default_rng(
+        seed + 1), (0.0, s.pair2_norm_max_angstrom))
     e_min = [float(model(torch.as_tensor(atoms.positions)))
              for model, atoms in ((bks, relaxed), (refit, relaxed2))]
     pairs = [(MODEL, at.Configurations(relaxed, test),
@@ -132,10 +124,9 @@ def _build(s: Sio2Settings, seed: int, log: Any) -> Built:
     return Built(bks, bp, training, test_norms, {"bks": info, "refit": info2}, pairs)
 
 
-@dataclass
+@dataclasses.dataclass
 class Pair:
-    """A model pair measured on its configurations: cos θ (with the directions and E_min),
-    Table 1 and its rows by ε (Å), the energy RMSE and its stderr (meV/atom)."""
+    """A measured pair: cos θ (directions, E_min), Table 1 and its rows by ε (Å), RMSE ± SE."""
 
     model: str
     alignment: at.Alignment
@@ -144,7 +135,7 @@ class Pair:
     rmse: tuple[float, float]
 
 
-@dataclass
+@dataclasses.dataclass
 class Measured:
     """Every measurement of the case."""
 
@@ -174,9 +165,8 @@ def _measure(s: Sio2Settings, seed: int, b: Built, log: Any) -> Measured:
     n_audit = min(s.n_audit_configs, len(configs))
     audit = at.audit_coordinates(
         configs.subset(slice(0, n_audit)), b.bp, b.bks, case=CASE_NAME, metric=METRIC,
-        model_name=f"{MODEL} (core audit, {n_audit} configurations)",
-        epsilons=[e for e in s.epsilons_angstrom if e > 0], n_random=s.n_random, seed=seed,
-        batch_size=s.eval_batch_size)
+        model_name=f"{MODEL} (core audit, {n_audit} configurations)", batch_size=s.eval_batch_size,
+        epsilons=[e for e in s.epsilons_angstrom if e > 0], n_random=s.n_random, seed=seed)
     log("sio2: Newton step, gradient descent and core audit")
     return Measured(*pairs, step, trace, audit)
 
@@ -189,29 +179,44 @@ def _verdicts(s: Sio2Settings, m: Measured) -> tuple[dict[str, Any], list[Verdic
          "paper_ratio_max": PAPER_ADVERSARIAL[-1] / PAPER_RANDOM[-1],
          **m.step.sign_agreement(m.bp.alignment),
          "gd_growth": float(gd[-1] / gd[0]) if gd[0] > 0 else NAN,
-         "cos_slope_per_ev": float(np.polyfit(binned["energy_above_min_ev"],
-                                              binned["mean_abs_cos"], 1)[0])
-         if len(binned["n"]) >= 2 else NAN}
+         "cos_slope_per_ev": NAN if len(binned["n"]) < 2 else float(np.polyfit(
+             binned["energy_above_min_ev"], binned["mean_abs_cos"], 1)[0])}
     increasing = bool(np.all(np.diff([r["adversarial_mev_per_atom"] for r in rows.values()]) > 0))
-    (c1, r1), (c2, r2) = ((st["mean_abs_cos"], st["random_vector_abs_cos"])
-                          for st in (m.bp.alignment.stats(), m.refit.alignment.stats()))
+    (c1, r1, n1), (c2, r2, n2) = ((st["mean_abs_cos"], st["random_vector_abs_cos"], st["n"])
+                                  for st in (m.bp.alignment.stats(), m.refit.alignment.stats()))
+    t1, cos = ("RMSE at ε = {}: random {}, along A {} meV/atom ({} configurations)".format,
+               "mean |cos θ| {:.3f} vs {:.3f} for two random directions ({} configurations)".format)
+    ours = [", ".join(f"{r[k]:.3g}" for r in rows.values()) for k in (
+        "epsilon_angstrom", "random_mev_per_atom", "adversarial_mev_per_atom")]
     checks = [
         ("Distortions along A raise the error far more than random ones (Table 1).",
          "RMSE along A grows with ε and is > 2× random at the largest ε",
          f["ratio_max"] > 2.0 and increasing,
-         f"Ratio {f['ratio_max']:.2f} (paper {f['paper_ratio_max']:.2f})."),
+         f"Ratio {f['ratio_max']:.2f} (paper {f['paper_ratio_max']:.2f}).",
+         t1(*(", ".join(map(str, v)) for v in (PAPER_EPSILONS, PAPER_RANDOM, PAPER_ADVERSARIAL)),
+            2000), t1(ours[0] + " Å", *ours[1:], m.bp.distortion.clean.size), STAND_IN),
         ("A aligns with the model's own forces (Fig. 1b).",
-         "mean |cos θ| > 5× that of two random directions", c1 > 5 * r1, f"{c1:.3f} vs {r1:.3f}."),
+         "mean |cos θ| > 5× that of two random directions", c1 > 5 * r1, f"{c1:.3f} vs {r1:.3f}.",
+         "|cos θ| large for most configurations, ≈ 0 for two random vectors (no number given)",
+         cos(c1, r1, n1), STAND_IN),
         ("A 1 fs step raises the error if cos θ > 0, lowers it if cos θ < 0 (Fig. 2a).",
          "both fractions > 0.5", f["frac_up_pos"] > 0.5 and f["frac_down_neg"] > 0.5,
-         f"{f['frac_up_pos']:.2f} and {f['frac_down_neg']:.2f}."),
+         f"{f['frac_up_pos']:.2f} and {f['frac_down_neg']:.2f}.",
+         "error almost always up (often > 100 %) if cos θ > 0, down for most if cos θ < 0 (no "
+         "number given)", f"error up for {f['frac_up_pos']:.0%} of {f['n_up']} if cos θ > 0, "
+         f"down for {f['frac_down_neg']:.0%} of {f['n_down']} if cos θ < 0", STAND_IN),
         (f"30 descent steps with F_NN raise the error > {PAPER_GD_GROWTH:g}× (Fig. 2b).",
-         "growth > 1.5×", f["gd_growth"] > 1.5, f"×{f['gd_growth']:.2f}."),
+         "growth > 1.5×", f["gd_growth"] > 1.5, f"×{f['gd_growth']:.2f}.",
+         f"error grows with each step, > {PAPER_GD_GROWTH:g}× after 30 (no RMSE given)",
+         f"RMSE {gd[0]:.2f} → {gd[-1]:.2f} meV/atom after {s.n_relax_steps} steps "
+         f"({m.trace.errors_mev_per_atom.shape[1]} configurations)", STAND_IN),
         ("A training-free pair aligns too (Fig. 3; here BKS vs BKS refit instead of DFT).",
-         "mean |cos θ| > 5× random", c2 > 5 * r2, f"{c2:.3f} vs {r2:.3f}."),
+         "mean |cos θ| > 5× random", c2 > 5 * r2, f"{c2:.3f} vs {r2:.3f}.",
+         "BKS vs DFT: A aligned with F_BKS, perhaps less than ML models (no number given)",
+         cos(c2, r2, n2), "the JAX-MD BKS refit stands in for DFT, with a fitted energy offset"),
     ]
-    return f, [Verdict(claim, criterion, "reproduced" if ok else "not reproduced", detail)
-               for claim, criterion, ok, detail in checks]
+    return f, [Verdict(claim, criterion, "reproduced" if ok else "not reproduced", detail, *rest)
+               for claim, criterion, ok, detail, *rest in checks]
 
 
 def _records(s: Sio2Settings, b: Built, m: Measured) -> Results:
@@ -243,8 +248,7 @@ def _records(s: Sio2Settings, b: Built, m: Measured) -> Results:
 
 
 def _tables(directory: Path, s: Sio2Settings, b: Built, m: Measured) -> None:
-    """Table 1 of both pairs with the errors beyond the wall threshold, cos θ in energy bins
-    and the training curve (everything else is in the records)."""
+    """Table 1 of both pairs (and errors beyond the wall), cos θ by energy, training curve."""
     tables, above = directory / "tables", f"above_{OUTLIER_MEV_PER_ATOM:g}_mev_per_atom"
     table(tables / "distortion_table.csv",
           ["pair", *m.bp.distortion.table()[0], f"adversarial_without_errors_{above}",
@@ -257,20 +261,18 @@ def _tables(directory: Path, s: Sio2Settings, b: Built, m: Measured) -> None:
           [[p.model, k, binned["energy_above_min_ev"][k] * 1000, binned["mean_abs_cos"][k],
             binned["stderr"][k], int(binned["n"][k])] for p in (m.bp, m.refit)
            for binned in [p.alignment.binned(s.bin_size)] for k in range(len(binned["n"]))])
-    table(tables / "training.csv",
-          ["epoch", "train RMSE (meV/atom)", "validation RMSE (meV/atom)"],
+    table(tables / "training.csv", ["epoch", "train RMSE (meV/atom)", "validation RMSE (meV/atom)"],
           [[k + 1, a, v] for k, (a, v) in enumerate(zip(
               b.log.train_rmse_mev_per_atom, b.log.val_rmse_mev_per_atom, strict=True))])
 
 
-def _alignment_figure(directory: Path, stem: str, pair: Pair, names: tuple[str, str],
-                      title: str, bin_size: int) -> None:
+def _alignment_figure(directory: Path, bin_size: int, stem: str, pair: Pair,
+                      names: tuple[str, str], title: str) -> None:
     """Paper Fig. 1 (and its Fig. 3 stand-in): parity, histogram of cos θ, |cos θ| vs energy."""
     fig = Figure(figsize=(13, 4), layout="constrained")
     parity, hist, by_energy = fig.subplots(1, 3)
-    alignment, stats = pair.alignment, pair.alignment.stats()
-    random_cos = stats["random_vector_abs_cos"]
-    d, e_min = alignment.data, alignment.reference_energy_ev
+    alignment, stats, d = pair.alignment, pair.alignment.stats(), pair.alignment.data
+    random_cos, e_min = stats["random_vector_abs_cos"], alignment.reference_energy_ev
     acc, app = ((e - e_min) / d.configurations.n_atoms * 1000 for e in (
         d.energy_acc_ev, d.energy_app_ev + d.energy_offset_ev))
     parity.scatter(acc, app, s=6, color=COLORS.sky_blue, alpha=0.6, edgecolors="none")
@@ -297,11 +299,10 @@ def _alignment_figure(directory: Path, stem: str, pair: Pair, names: tuple[str, 
 
 
 def _figures(out: Path, s: Sio2Settings, m: Measured, f: dict[str, Any], table1: Results) -> None:
-    _alignment_figure(out, "fig1_bp_vs_bks", m.bp, ("E_BKS", "E_NN"),
-                      "Fig. 1: BP-NN (approximate) vs BKS (accurate)", s.bin_size)
-    _alignment_figure(out, "fig3_bks_vs_refit", m.refit, ("E_refit", "E_BKS + offset"),
-                      "Fig. 3 stand-in: original BKS (approximate) vs BKS refit (accurate)",
-                      s.bin_size)
+    _alignment_figure(out, s.bin_size, "fig1_bp_vs_bks", m.bp, ("E_BKS", "E_NN"),
+                      "Fig. 1: BP-NN (approximate) vs BKS (accurate)")
+    _alignment_figure(out, s.bin_size, "fig3_bks_vs_refit", m.refit, ("E_refit", "E_BKS + offset"),
+                      "Fig. 3 stand-in: original BKS (approximate) vs BKS refit (accurate)")
     fig = plot_metric_vs_eps(table1, METRIC, Figure(figsize=(5, 4), layout="constrained")
                              .subplots())
     fig.axes[0].set(yscale="log", xlabel="ε = total L2 norm of the distortion (Å)",
@@ -370,8 +371,7 @@ def run_sio2(options: CaseOptions, settings: Sio2Settings | None = None) -> Case
     with torch_threads(s.torch_threads), threadpool_limits(1):
         b = _build(s, seed, log)
         m = _measure(s, seed, b, log)
-    f, verdicts = _verdicts(s, m)
-    results = _records(s, b, m)
+    (f, verdicts), results = _verdicts(s, m), _records(s, b, m)
     _tables(out, s, b, m)
     table1 = Results([r for r in results.records if r.metric == METRIC and r.model in (
         MODEL, PAPER_MODEL)])
