@@ -184,12 +184,11 @@ def _run_checks(
             if loss.requires_grad:
                 (grad,) = torch.autograd.grad(loss.sum(), xg, allow_unused=True)
     if grad is None:
-        if needs_gradient:
-            notes.append(
-                "The objective has no gradient with respect to the input (model not "
-                "differentiable in torch): gradient attacks will fail; only random controls "
-                "can be run."
-            )
+        # Said even for random-only sweeps: the user learns that no gradient attack is possible.
+        notes.append(
+            "The objective has no gradient with respect to the input (model not differentiable "
+            "in torch): gradient attacks will fail; only random controls can be run."
+        )
         grad = torch.zeros_like(x)
     flat = grad.reshape(grad.shape[0], -1)
     checks["zero_gradient_fraction"] = float((flat == 0).all(dim=1).float().mean())
