@@ -78,6 +78,43 @@ def _model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_arguments(model: Any, inputs: Tensor, targets: Tensor | None, task: str,
+                     objective: Any, reference: Reference | None) -> None:
+    """Refuse, with a message that says what to pass instead, what `audit` cannot use."""
+    if task not in ("regression", "classification"):
+        raise ConfigError(f"task must be 'regression' or 'classification'; got {task!r}.")
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 2 \
+            or inputs.shape[0] == 0:
+        raise DataError("inputs must be a floating-point tensor of shape (N, ...) with N >= 1.")
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()} \
+        if isinstance(model, nn.Module) else set()
+    if dtypes and inputs.dtype not in dtypes:
+        raise DataError(
+            f"inputs are {inputs.dtype} but the model's parameters are "
+            f"{', '.join(sorted(map(str, dtypes)))}; convert one of them first, e.g. "
+            f"inputs.to({sorted(map(str, dtypes))[0]}) or model.to(inputs.dtype)."
+        )
+    if targets is None and reference is None:
+        raise DataError("Give targets (ground truth or labels) or a reference function.")
+    if targets is None and task == "classification":
+        raise DataError("task='classification' needs the integer labels as targets.")
+    if targets is None and isinstance(objective, str) and objective not in (
+        "mse", "against_reference"
+    ):
+        raise ConfigError(
+            f"objective={objective!r} compares with targets, but only a reference function was "
+            "given: pass targets, or leave objective unset (squared error against the reference)."
+        )
+    if targets is not None and targets.shape[0] != inputs.shape[0]:
+        raise DataError(
+            f"inputs have {inputs.shape[0]} samples but targets have {targets.shape[0]}."
+        )
+    if not torch.isfinite(inputs).all():
+        raise DataError("inputs contain NaN or Inf; remove or impute those samples first.")
+    if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
+        raise DataError("targets contain NaN or Inf; remove those samples first.")
+
+
 class _WithSideInputs(nn.Module):
     """``model(x, **side)`` as a module of ``x`` alone (so attacks, checks and the model-state
     guard see one ordinary module)."""
@@ -358,39 +395,8 @@ def audit(
     """
     started = time.perf_counter()
     sweep = Sweep.resolve(sweep, defaults={"attacks": ("random_sign", "fgsm")}, **options)
-    if task not in ("regression", "classification"):
-        raise ConfigError(f"task must be 'regression' or 'classification'; got {task!r}.")
-    if not isinstance(inputs, Tensor) or not inputs.is_floating_point() or inputs.dim() < 2 \
-            or inputs.shape[0] == 0:
-        raise DataError("inputs must be a floating-point tensor of shape (N, ...) with N >= 1.")
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()} \
-        if isinstance(model, nn.Module) else set()
-    if dtypes and inputs.dtype not in dtypes:
-        raise DataError(
-            f"inputs are {inputs.dtype} but the model's parameters are "
-            f"{', '.join(sorted(map(str, dtypes)))}; convert one of them first, e.g. "
-            f"inputs.to({sorted(map(str, dtypes))[0]}) or model.to(inputs.dtype)."
-        )
-    if targets is None and reference is None:
-        raise DataError("Give targets (ground truth or labels) or a reference function.")
-    if targets is None and task == "classification":
-        raise DataError("task='classification' needs the integer labels as targets.")
-    if targets is None and isinstance(objective, str) and objective not in (
-        "mse", "against_reference"
-    ):
-        raise ConfigError(
-            f"objective={objective!r} compares with targets, but only a reference function was "
-            "given: pass targets, or leave objective unset (squared error against the reference)."
-        )
-    if targets is not None and targets.shape[0] != inputs.shape[0]:
-        raise DataError(
-            f"inputs have {inputs.shape[0]} samples but targets have {targets.shape[0]}."
-        )
-    if not torch.isfinite(inputs).all():
-        raise DataError("inputs contain NaN or Inf; remove or impute those samples first.")
+    _check_arguments(model, inputs, targets, task, objective, reference)
     side = _check_side_inputs(side_inputs, inputs.shape[0])
-    if targets is not None and targets.is_floating_point() and not torch.isfinite(targets).all():
-        raise DataError("targets contain NaN or Inf; remove those samples first.")
     runs, budget, seed = list(sweep.attacks), sweep.budget, sweep.seed
     batch_size, n_random = sweep.batch_size, sweep.n_random
     budget.check_input(inputs)
