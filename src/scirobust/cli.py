@@ -500,6 +500,8 @@ def reproduce(
     (scirobust-output for 'all').
 
     Example: scirobust reproduce poisson --quick --output out/poisson
+
+    Example: scirobust reproduce all --quick --jobs 2 --output out/all
     """
     if case == "all":
         root = _output_path(output) or Path("scirobust-output")
