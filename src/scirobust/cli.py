@@ -414,10 +414,9 @@ def _write_run_record(output: Path, name: str, quick: bool, seed: int, seconds: 
 
 
 def _finished_before(folder: Path, quick: bool, seed: int) -> bool:
-    try:
-        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    from scirobust.report.index import read_json_record
+
+    record = read_json_record(folder / "run.json") or {}
     return (record.get("status") == "finished" and record.get("quick") == quick
             and record.get("seed") == seed and (folder / "report.html").is_file())
 

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish
+from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, outcome
 from scirobust.report import COLORS, save_case_figure, write_case_table
 from scirobust.results import Record, Results
 from scirobust.sweep import Sweep
@@ -247,7 +247,7 @@ def judge(results: Results, windows: list[int], stand_in: str = ""
         verdicts.append(Verdict(
             claim, "each change from the start epoch to the last evaluated one has the paper's "
             "sign and |z| > 2 (z = change / combined standard error over seeds)",
-            "reproduced" if all(passed) else "partly" if any(passed) else "not reproduced",
+            outcome(passed),
             "; ".join(details) + ".", paper, f"mean of {n_seeds} seeds at epochs "
             f"{' → '.join(map(str, quoted))}: " + "; ".join(ours), stand_in + extra))
     return rows, verdicts

@@ -301,7 +301,6 @@ def _draw_panel(
 
 def _finish_axes(ax: Axes, metric: str, eps_values: Sequence[float], plotted: Sequence[float],
                  *, ratio: bool) -> None:
-    base = metric
     positive_eps = [e for e in eps_values if e > 0]
     if len(set(eps_values)) == 1 and positive_eps:
         eps = positive_eps[0]  # a single ε: show it against ε = 0 (clean)
@@ -311,7 +310,7 @@ def _finish_axes(ax: Axes, metric: str, eps_values: Sequence[float], plotted: Se
         ax.set_xscale("log")
     if _use_log(plotted):
         ax.set_yscale("log")
-    elif base in _FRACTION_METRICS and not ratio:
+    elif metric in _FRACTION_METRICS and not ratio:
         ax.set_ylim(-0.03, 1.03)
     ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)

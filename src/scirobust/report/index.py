@@ -19,7 +19,7 @@ from typing import Any
 
 from scirobust.results import atomic_write_text
 
-__all__ = ["CaseEntry", "read_entry", "write_index"]
+__all__ = ["CaseEntry", "read_entry", "read_json_record", "write_index"]
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#1a1a1a}table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;
@@ -43,7 +43,9 @@ class CaseEntry:
     message: str = ""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_record(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (``run.json``, ``verdict.json``), or None if absent or
+    unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -53,8 +55,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def read_entry(folder: Path, name: str, title: str, paper: str) -> CaseEntry:
     """The entry of the case in ``folder`` (missing if it has not finished there)."""
-    run = _read_json(folder / "run.json")
-    verdict = _read_json(folder / "verdict.json")
+    run = read_json_record(folder / "run.json")
+    verdict = read_json_record(folder / "verdict.json")
     if run is None:
         return CaseEntry(name, title, paper, "missing")
     if run.get("status") == "failed":
