@@ -218,6 +218,10 @@ def _root(
     _state["debug"] = debug
 
 
+def _is_atomistic(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("task") == "atomistic"
+
+
 @app.command(epilog="Example: scirobust audit examples/regression/audit.yaml --output out/")
 @_guard
 def audit(
@@ -245,12 +249,23 @@ def audit(
 
     Example: scirobust audit examples/regression/audit.yaml --output out/ --seed 1
     """
-    from scirobust.config import build_audit, load_config
+    from scirobust.config import build_audit, load_config, read_yaml
 
-    cfg = load_config(config)
-    _check_device(device)
-    plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
-    out = cfg.output_dir(_output_path(output))
+    if config.is_file() and _is_atomistic(read_yaml(config)):
+        from scirobust.atomistic.config import build_atomistic_audit, load_atomistic_config
+
+        cfg: Any = load_atomistic_config(config)
+        _check_device(device)
+        if distributed:
+            raise ConfigError("--distributed is not supported for task: atomistic files; run "
+                              "the audit without it.")
+        out = cfg.output_dir(_output_path(output))
+        plan: Any = build_atomistic_audit(cfg, output=out, trust_checkpoint=trust_checkpoint)
+    else:
+        cfg = load_config(config)
+        _check_device(device)
+        plan = build_audit(cfg, trust_checkpoint=trust_checkpoint)
+        out = cfg.output_dir(_output_path(output))
     cache, main = out / "cache", True
     if distributed:
         import atexit

@@ -278,22 +278,15 @@ def _default_attacks() -> list[AttackSection]:
     return [AttackSection(name="random_sign"), AttackSection(name="fgsm")]
 
 
-class AuditConfig(_Section):
-    """The whole audit file. Relative paths are resolved against the config's directory."""
+class FileConfig(_Section):
+    """What every YAML audit file has beside its model and data: the sweep's attacks,
+    epsilons, draws, batch size and seed, and where and under which labels results go.
+    Relative paths are resolved against the config file's directory."""
 
-    model: ModelSection = Field(description="the model factory and checkpoint")
-    data: DataSection = Field(description="the data file and array names")
-    task: Literal["regression", "classification"] = Field(
-        "regression", description="'regression' or 'classification'")
-    objective: Literal["mse", "relative_l2", "cross_entropy"] | None = Field(
-        None, description="what the attacker maximises (default: mse or cross_entropy)")
-    budget: BudgetSection = Field(default_factory=BudgetSection,
-                                  description="norm, relative, mask, bounds, outside, scale")
     attacks: list[AttackSection] = Field(default_factory=_default_attacks, min_length=1,
                                          description="attack names or mappings")
     epsilons: list[Epsilon] = Field(min_length=1,
                                     description="a list of perturbation sizes >= 0")
-    metrics: list[MetricName] | None = Field(None, description=f"any of {METRIC_NAMES}")
     n_random: int = Field(5, ge=1, description="draws per random control (>= 1)")
     batch_size: int = Field(1024, ge=1, description="samples per forward pass (>= 1)")
     seed: int = Field(0, description="seed of every random draw (an integer)")
@@ -303,11 +296,6 @@ class AuditConfig(_Section):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
-
-    @field_validator("budget", mode="before")
-    @classmethod
-    def _empty_budget(cls, value: Any) -> Any:
-        return {} if value is None else value  # `budget:` with every line commented out
 
     @property
     def base_dir(self) -> Path:
@@ -319,15 +307,15 @@ class AuditConfig(_Section):
         """The config file, if loaded from one."""
         return self._source
 
+    def located(self, base_dir: str | Path, source: str | Path | None) -> None:
+        """Record where the file lies (relative paths are resolved against ``base_dir``)."""
+        self._base_dir = Path(base_dir).resolve()
+        self._source = Path(source) if source is not None else None
+
     def resolve(self, path: str | Path) -> Path:
         """``path`` made absolute relative to the config file's directory."""
         path = Path(path).expanduser()
         return path if path.is_absolute() else self._base_dir / path
-
-    @property
-    def objective_name(self) -> str:
-        """The objective, defaulted by task."""
-        return self.objective or DEFAULT_OBJECTIVE[self.task]
 
     @property
     def label(self) -> str:
@@ -351,6 +339,31 @@ class AuditConfig(_Section):
         return Path("scirobust-output") / label
 
 
+class AuditConfig(FileConfig):
+    """The audit file of a regression or classification model (see the module docstring)."""
+
+    model: ModelSection = Field(description="the model factory and checkpoint")
+    data: DataSection = Field(description="the data file and array names")
+    task: Literal["regression", "classification"] = Field(
+        "regression", description="'regression', 'classification' (or 'atomistic', see "
+        "scirobust.atomistic.config)")
+    objective: Literal["mse", "relative_l2", "cross_entropy"] | None = Field(
+        None, description="what the attacker maximises (default: mse or cross_entropy)")
+    budget: BudgetSection = Field(default_factory=BudgetSection,
+                                  description="norm, relative, mask, bounds, outside, scale")
+    metrics: list[MetricName] | None = Field(None, description=f"any of {METRIC_NAMES}")
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _empty_budget(cls, value: Any) -> Any:
+        return {} if value is None else value  # `budget:` with every line commented out
+
+    @property
+    def objective_name(self) -> str:
+        """The objective, defaulted by task."""
+        return self.objective or DEFAULT_OBJECTIVE[self.task]
+
+
 # --------------------------------------------------------------------------- errors
 def _key_path(loc: tuple[int | str, ...]) -> str:
     out = ""
@@ -371,9 +384,10 @@ def _model_class(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _walk(loc: tuple[int | str, ...]) -> tuple[type[BaseModel] | None, Any]:
+def _walk(loc: tuple[int | str, ...], root: type[BaseModel] = AuditConfig
+          ) -> tuple[type[BaseModel] | None, Any]:
     """(model class at ``loc``, field info of its last key) for describing an error."""
-    model: type[BaseModel] | None = AuditConfig
+    model: type[BaseModel] | None = root
     info = None
     for part in loc:
         if isinstance(part, int):
@@ -392,17 +406,17 @@ _TYPE_WORDS = {
 }
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any], root: type[BaseModel] = AuditConfig) -> str:
     loc = tuple(error["loc"])
     path, kind, ctx = _key_path(loc), error["type"], error.get("ctx") or {}
     got = _short(error.get("input"))
     if kind == "extra_forbidden":
-        parent, _ = _walk(loc[:-1])
+        parent, _ = _walk(loc[:-1], root)
         allowed = list(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"{path}: unknown key{hint}; allowed keys here: {', '.join(allowed)}"
-    _, info = _walk(loc)
+    _, info = _walk(loc, root)
     expected = f" ({info.description})" if info is not None and info.description else ""
     if kind == "missing":
         return f"{path}: required key is missing{expected}"
@@ -512,7 +526,7 @@ _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path} is {path.stat().st_size} bytes; an audit file is a few "
                           f"hundred (limit {MAX_CONFIG_BYTES}). Is it the right file?")
@@ -530,25 +544,42 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
 
 
-def validate_config(
-    data: Any, *, base_dir: str | Path = ".", source: str | Path | None = None
-) -> AuditConfig:
-    """Validate a parsed config mapping; one `ConfigError` lists every problem by key path."""
+def config_keys(config: type[FileConfig]) -> list[str]:
+    """Top-level keys of an audit file: its own sections first, then the sweep's."""
+    common = list(FileConfig.model_fields)
+    return [k for k in config.model_fields if k not in common] + common
+
+
+def parse_config(data: Any, config: type[FileConfig], *, base_dir: str | Path = ".",
+                 source: str | Path | None = None) -> Any:
+    """Validate a parsed mapping against the schema ``config``; one `ConfigError` lists every
+    problem by key path."""
     name = str(source) if source is not None else "(mapping)"
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"Invalid config {name}: expected a mapping with the keys "
-            f"{', '.join(AuditConfig.model_fields)}; got {type(data).__name__}."
+            f"{', '.join(config_keys(config))}; got {type(data).__name__}."
         )
     try:
-        cfg = AuditConfig.model_validate(data)
+        cfg = config.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(name, [_describe(e) for e in exc.errors()]) from None
-    cfg._base_dir = Path(base_dir).resolve()
-    cfg._source = Path(source) if source is not None else None
+        raise _config_error(name, [_describe(e, config) for e in exc.errors()]) from None
+    cfg.located(base_dir, source)
+    return cfg
+
+
+def validate_config(
+    data: Any, *, base_dir: str | Path = ".", source: str | Path | None = None
+) -> AuditConfig:
+    """Validate a parsed config mapping; one `ConfigError` lists every problem by key path."""
+    if isinstance(data, Mapping) and data.get("task") == "atomistic":
+        raise ConfigError("task: atomistic files describe potentials and structures; read them "
+                          "with scirobust.atomistic.config.load_atomistic_config (the "
+                          "`scirobust audit` command does).")
+    cfg = parse_config(data, AuditConfig, base_dir=base_dir, source=source)
     problems = _semantic_problems(cfg)
     if problems:
-        raise _config_error(name, problems)
+        raise _config_error(str(source) if source is not None else "(mapping)", problems)
     return cfg
 
 
@@ -557,7 +588,7 @@ def load_config(path: str | Path) -> AuditConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}.")
-    return validate_config(_read_yaml(path), base_dir=path.parent, source=path)
+    return validate_config(read_yaml(path), base_dir=path.parent, source=path)
 
 
 # --------------------------------------------------------------------------- building
