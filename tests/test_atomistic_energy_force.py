@@ -46,12 +46,14 @@ LJ_MODULE = textwrap.dedent('''
             self.sigma = nn.Parameter(torch.tensor(float(sigma), dtype=torch.float64))
             self.epsilon = nn.Parameter(torch.tensor(float(epsilon), dtype=torch.float64))
 
-        def forward(self, pos):
+        def forward(self, positions):
+            pos = positions[None] if positions.dim() == 2 else positions
             n = pos.shape[1]
             iu = torch.triu_indices(n, n, 1)
             r = (pos[:, iu[0]] - pos[:, iu[1]]).norm(dim=-1)
             s6 = (self.sigma / r) ** 6
-            return (4 * self.epsilon * (s6 ** 2 - s6)).sum(dim=1)
+            energy = (4 * self.epsilon * (s6 ** 2 - s6)).sum(dim=1)
+            return energy[0] if positions.dim() == 2 else energy
 
     def make(sigma=2.3, epsilon=0.4):
         return LennardJones(sigma, epsilon)
@@ -141,12 +143,39 @@ def test_adversarial_beats_random_against_reference() -> None:
     frames = _cu_frames(6)
     res = audit_energy_forces(frames, _lj(), epsilons=[0.05], reference=EMT(), n_random=3,
                               energy_offset_ev=-28.0)
-    fgsm = res.value(attack="fgsm", epsilon=0.05, metric="force_rmse", kind="adversarial")
-    rand = res.value(attack="random_sign", epsilon=0.05, metric="force_rmse")
-    assert fgsm > rand > 0
-    # labels of the clean frames, then clean, 3 random draws and FGSM
-    assert res.metadata["reference_evaluations"] == 6 * (1 + 1 + 3 + 1)
+    assert res.metadata["attack_target"] == "reference"
+    for metric in ("energy_rmse", "force_rmse"):
+        fgsm = res.value(attack="fgsm", epsilon=0.05, metric=metric, kind="adversarial")
+        rand = res.value(attack="random_sign", epsilon=0.05, metric=metric)
+        assert fgsm > rand > 0
     assert "re-evaluated" in res.metadata["errors_against"]
+    fixed = audit_energy_forces(frames, _lj(), epsilons=[0.05], reference=EMT(), n_random=3,
+                                energy_offset_ev=-28.0, attack_target="labels")
+    # labels of the clean frames, then clean, 3 random draws and FGSM: no extra evaluations
+    assert fixed.metadata["reference_evaluations"] == 6 * (1 + 1 + 3 + 1)
+
+
+def test_calculator_reference_gradient_matches_autograd() -> None:
+    """The finite-difference Hessian–vector product of a calculator reference equals the
+    exact autograd gradient of the same potential given as a torch model."""
+    from scirobust.atomistic.calculators import TorchCalculator
+    from scirobust.atomistic.energy_force import ReferenceEnergyForces
+
+    frames = _cu_frames(2, labelled=False)
+    exact = ReferenceEnergyForces(_lj(), frames[0], energy_offset_ev=0.5)
+    by_calc = ReferenceEnergyForces(TorchCalculator(_lj()), frames[0], energy_offset_ev=0.5)
+    x = torch.tensor(np.stack([a.positions for a in frames]).reshape(2, -1),
+                     dtype=torch.float64)
+    weights = torch.randn(2, 1 + 39, dtype=torch.float64, generator=torch.Generator()
+                          .manual_seed(0))
+    grads = []
+    for ref in (exact, by_calc):
+        xg = x.clone().requires_grad_(True)
+        rows = ref(xg)
+        (g,) = torch.autograd.grad((rows * weights).sum(), xg)
+        grads.append(g)
+    assert torch.allclose(exact(x), by_calc(x), atol=1e-10)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_calculator_model_refused_for_force_loss() -> None:
@@ -227,3 +256,26 @@ def test_yaml_errors_name_the_key(tmp_path: Path) -> None:
     ase.io.write(tmp_path / "cu13.extxyz", _cu_frames(2, labelled=False))
     with pytest.raises(ConfigError, match="no energies and forces"):
         build_atomistic_audit(cfg)
+
+
+def test_atomistic_example_runs(tmp_path: Path) -> None:
+    """examples/atomistic: its structures script, factory and audit file work together."""
+    import shutil
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from scirobust.cli import app
+    from scirobust.results import Results
+
+    example = Path(__file__).parents[1] / "examples" / "atomistic"
+    for name in ("audit.yaml", "potential.py", "make_structures.py"):
+        shutil.copy(example / name, tmp_path / name)
+    subprocess.run([sys.executable, str(tmp_path / "make_structures.py")], check=True,
+                   capture_output=True)
+    result = CliRunner().invoke(app, ["audit", str(tmp_path / "audit.yaml"), "--output",
+                                      str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    res = Results.load(tmp_path / "out")
+    assert res.value(attack="fgsm", epsilon=0.02, metric="force_rmse", kind="ratio") > 1

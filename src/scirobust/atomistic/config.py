@@ -13,8 +13,10 @@ other audit. Units: Å for positions and epsilons, eV and eV/Å for labels. Sche
               | {calculator: "module:function", kwargs: {...}}       re-evaluated at every
               | {pyscf: {xc: pbe, basis: def2-svp, processes: 2, cache: dir}}  perturbed
                                                                      geometry
-    labels:     file | reference                          attack target (default: file if
-                                                          the file has labels, else reference)
+    attack_target: reference | labels     what the attacker's loss compares with: the
+                reference at the perturbed positions (the true error; default with a
+                reference calculator) or the fixed clean labels (paper 000 §2.2; the default
+                without one). Clean labels: the file's, else the reference's.
     structures: {path: file (extxyz, POSCAR, ... or a DeePMD data folder), index: ":",
                  format: ase format name}
     budget:     {norm: linf|l2, elements: [H], atoms: [0, 3]}  mask: which atoms may move
@@ -151,8 +153,9 @@ class AtomisticConfig(FileConfig):
     reference: Literal["labels"] | ReferenceSection = Field(
         "labels", description="'labels' or a calculator / pyscf evaluated at perturbed "
         "geometries")
-    labels: Literal["file", "reference"] | None = Field(
-        None, description="attack target: the file's labels or the reference's")
+    attack_target: Literal["reference", "labels"] | None = Field(
+        None, description="'reference' (at the perturbed positions) or 'labels' (fixed clean "
+        "labels); default reference when one is given")
     structures: StructuresSection = Field(description="the structures file")
     budget: AtomBudgetSection = Field(default_factory=AtomBudgetSection,
                                       description="norm, elements, atoms")
@@ -182,8 +185,8 @@ class AtomisticConfig(FileConfig):
 
     @model_validator(mode="after")
     def _rules(self) -> AtomisticConfig:
-        if self.reference == "labels" and self.labels == "reference":
-            raise ValueError("labels: 'reference' needs a reference calculator")
+        if self.reference == "labels" and self.attack_target == "reference":
+            raise ValueError("attack_target: 'reference' needs a reference calculator")
         if self.reference == "labels" and self.energy_offset_ev == "mean":
             raise ValueError("energy_offset_ev: 'mean' needs a reference calculator")
         keys = [AttackSection.model_validate(a).key if not isinstance(a, AttackSection)
@@ -363,7 +366,8 @@ class AtomisticPlan:
         offset = self._offset()
         results = audit_energy_forces(
             self.structures, self.model, sweep, reference=self.reference, labels=self.labels,
-            pref_e=cfg.pref_e, pref_f=cfg.pref_f, energy_offset_ev=offset, case=cfg.label,
+            pref_e=cfg.pref_e, pref_f=cfg.pref_f, energy_offset_ev=offset,
+            attack_target=cfg.attack_target, case=cfg.label,
             model_name=self.model_name, progress=progress)
         if cfg.alignment and self.reference is not None:
             from scirobust.atomistic.direction import force_alignment
@@ -405,19 +409,11 @@ def build_atomistic_audit(cfg: AtomisticConfig, *, output: Path | None = None,
                           "periodic. Use a periodic reference calculator.")
     model = build_potential(cfg, template, trust_checkpoint=trust_checkpoint)
     reference = build_reference(cfg, output)
-    stored = file_labels(structures)
+    labels = file_labels(structures)
     notes: list[str] = []
-    source = cfg.labels or ("file" if stored is not None else "reference")
-    if source == "file":
-        if stored is None:
-            raise ConfigError("labels: 'file' but the structures file has no energies and "
-                              "forces; label it, or use a reference calculator.")
-        labels: tuple[np.ndarray, np.ndarray] | None = stored
-    else:
-        if reference is None:
-            raise ConfigError("reference: 'labels' but the structures file has no energies "
-                              "and forces; give a reference calculator.")
-        labels = None
+    if labels is None and reference is None:
+        raise ConfigError("reference: 'labels' but the structures file has no energies "
+                          "and forces; label it, or give a reference calculator.")
     if reference is None:
         notes.append("No reference calculator: errors at perturbed geometries are measured "
                      "against the clean labels, so they include the true change of energy and "

@@ -78,31 +78,84 @@ class EnergyForceModel(nn.Module):
         return torch.cat([per_atom, -grad.reshape(x.shape[0], -1)], dim=1).to(x.dtype)
 
 
+class _CalculatorRows(torch.autograd.Function):
+    """Rows ``[E/N, F]`` of a calculator, differentiable: ∂E/∂x = −F, and the forces' part by
+    a central finite-difference Hessian–vector product, H v ≈ −(F(x + h v̂) − F(x − h v̂))
+    |v| / 2h (H is symmetric), two extra evaluations per configuration."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, ref: ReferenceEnergyForces) -> Tensor:
+        rows = ref.rows(x)
+        ctx.save_for_backward(x.detach(), rows)
+        ctx.ref = ref
+        return rows
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor, None]:
+        x, rows = ctx.saved_tensors
+        ref: ReferenceEnergyForces = ctx.ref
+        g_energy, g_forces = grad_rows[:, :1], grad_rows[:, 1:]
+        grad = -g_energy * rows[:, 1:] / ref.n_atoms
+        norm = g_forces.norm(dim=1, keepdim=True)
+        moving = norm[:, 0] > 0
+        if moving.any():
+            unit = g_forces[moving] / norm[moving]
+            h = ref.fd_step_angstrom
+            plus = ref.rows(x[moving] + h * unit)[:, 1:]
+            minus = ref.rows(x[moving] - h * unit)[:, 1:]
+            grad[moving] += (plus - minus) / (2 * h) * norm[moving]
+        return grad, None
+
+
 class ReferenceEnergyForces(nn.Module):
     """A reference (ASE calculator, torch energy model or `Evaluator`) evaluated at any
-    positions: x (B, 3N) Å → ``[E/N (eV/atom), F (eV/Å)]``, (B, 1 + 3N), never differentiated.
+    positions: x (B, 3N) Å → ``[E/N (eV/atom), F (eV/Å)]``, (B, 1 + 3N).
 
-    ``energy_offset_ev`` is added to the reference's energies (codes differ by a constant).
+    Differentiable, so a gradient attack can follow the true error: torch energy models by
+    autograd; calculators by their forces and a finite-difference Hessian–vector product
+    (step ``fd_step_angstrom``, two extra evaluations per configuration and gradient).
+    ``energy_offset_ev`` is added to the reference's energies (codes differ by a constant);
     ``calls`` counts the configurations evaluated.
     """
 
     def __init__(self, reference: Any, template: Atoms, *, energy_offset_ev: float = 0.0,
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, fd_step_angstrom: float = 1e-3) -> None:
         super().__init__()
-        self.evaluator = as_evaluator(reference, template, batch_size=batch_size)
         self.n_atoms = len(template)
+        self.torch_model = (EnergyForceModel(energy_function(reference, template), self.n_atoms)
+                            if isinstance(reference, nn.Module) else None)
+        self.evaluator = (None if self.torch_model is not None else
+                          as_evaluator(reference, template, batch_size=batch_size))
         self.energy_offset_ev = float(energy_offset_ev)
+        self.fd_step_angstrom = float(fd_step_angstrom)
         self.calls = 0
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Reference energy per atom (eV) and forces (eV/Å) at positions x (B, 3N) Å."""
+    def rows(self, x: Tensor) -> Tensor:
+        """Reference rows at positions x (B, 3N) Å, without a graph."""
+        self.calls += x.shape[0]
+        if self.torch_model is not None:
+            out = self.torch_model(x.detach()).clone()
+            out[:, 0] += self.energy_offset_ev / self.n_atoms
+            return out
+        assert self.evaluator is not None
         pos = x.detach().cpu().double().numpy().reshape(x.shape[0], self.n_atoms, 3)
         energies, forces = self.evaluator.energies_and_forces(pos)
-        self.calls += len(pos)
         rows = np.concatenate([((np.asarray(energies) + self.energy_offset_ev)
                                 / self.n_atoms)[:, None],
                                np.asarray(forces).reshape(len(pos), -1)], axis=1)
         return torch.as_tensor(rows, dtype=x.dtype, device=x.device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reference energy per atom (eV) and forces (eV/Å) at positions x (B, 3N) Å."""
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return self.rows(x)
+        if self.torch_model is not None:
+            self.calls += x.shape[0]
+            out = self.torch_model(x)
+            return out + torch.cat([torch.full_like(out[:, :1], self.energy_offset_ev
+                                                    / self.n_atoms),
+                                    torch.zeros_like(out[:, 1:])], dim=1)
+        return _CalculatorRows.apply(x, self)
 
 
 def _is_calculator(model: Any) -> bool:
@@ -145,6 +198,25 @@ def energy_force_objective(pref_e: float = 1.0, pref_f: float = 1.0
         return objectives.TargetObjective("energy_force", targets.detach(), loss)
 
     build.__qualname__ = f"energy_force_objective(pref_e={pref_e}, pref_f={pref_f})"
+    return build
+
+
+def reference_energy_force_objective(reference: ReferenceEnergyForces, pref_e: float = 1.0,
+                                     pref_f: float = 1.0
+                                     ) -> Callable[[Tensor | None], objectives.Objective]:
+    """Builder of the energy-and-force loss against ``reference`` evaluated (and
+    differentiated) at the perturbed positions: the attack follows the true error."""
+    energy_force_objective(pref_e, pref_f)  # same argument checks
+
+    def build(_targets: Tensor | None) -> objectives.Objective:
+        def loss(output: Tensor, x: Tensor) -> Tensor:
+            (e, f), (e0, f0) = _split(output), _split(reference(x))
+            return pref_e * ((e - e0) ** 2)[:, 0] + pref_f * ((f - f0) ** 2).mean(dim=1)
+
+        return loss
+
+    build.__qualname__ = (f"reference_energy_force_objective(pref_e={pref_e}, "
+                          f"pref_f={pref_f})")
     return build
 
 
@@ -225,6 +297,7 @@ def audit_energy_forces(
     pref_e: float = 1.0,
     pref_f: float = 1.0,
     energy_offset_ev: float = 0.0,
+    attack_target: str | None = None,
     case: str = "atoms",
     model_name: str = "model",
     keep_perturbed: bool = False,
@@ -236,12 +309,16 @@ def audit_energy_forces(
     ``model``: torch energy model (positions (B, N, 3) or (N, 3) Å → eV) or ASE calculator
     (gradient attacks need autograd; an ASE calculator's forces serve only first-order
     attacks on the energy, not the force loss). ``labels``: (energies (M,) eV, forces
-    (M, N, 3) eV/Å) of the clean structures, the attack's target; without labels the
-    ``reference`` labels the clean structures. ``reference``: ASE calculator or torch energy
-    model evaluated at every perturbed geometry (``energy_offset_ev`` added to its energies);
-    without one, errors are measured against the clean labels. ``sweep`` (or its keywords):
-    epsilons in Å per coordinate with the default L-inf budget (the paper's ±0.05 Å), attacks
-    (default ``random_sign`` and ``fgsm``), metrics from `ENERGY_FORCE_METRICS`.
+    (M, N, 3) eV/Å) of the clean structures; without labels the ``reference`` labels the
+    clean structures. ``reference``: ASE calculator or torch energy model evaluated at every
+    perturbed geometry (``energy_offset_ev`` added to its energies); without one, errors are
+    measured against the clean labels. ``attack_target``: ``"labels"`` (the loss against the
+    fixed clean labels, as in paper 000 §2.2 and DeePMD-kit's training loop) or
+    ``"reference"`` (the loss against the reference at the perturbed positions, differentiated
+    through it: the attack follows the true error); default ``"reference"`` when a reference
+    is given. ``sweep`` (or its keywords): epsilons in Å per coordinate with the default
+    L-inf budget (the paper's ±0.05 Å), attacks (default ``random_sign`` and ``fgsm``),
+    metrics from `ENERGY_FORCE_METRICS`.
     """
     configs = as_configurations(structures)
     if labels is None and reference is None:
@@ -278,9 +355,14 @@ def audit_energy_forces(
     else:
         assert ref is not None
         targets = ref(x)
-    results = audit(net, x, targets, sweep, objective=energy_force_objective(pref_e, pref_f),
-                    reference=ref, case=case, model_name=model_name,
-                    keep_perturbed=keep_perturbed, progress=progress)
+    target = attack_target or ("reference" if ref is not None else "labels")
+    if target not in ("labels", "reference") or (target == "reference" and ref is None):
+        raise DataError(f"attack_target must be 'labels' or 'reference' (which needs a "
+                        f"reference); got {attack_target!r}.")
+    objective = (energy_force_objective(pref_e, pref_f) if target == "labels" else
+                 reference_energy_force_objective(ref, pref_e, pref_f))
+    results = audit(net, x, targets, sweep, objective=objective, reference=ref, case=case,
+                    model_name=model_name, keep_perturbed=keep_perturbed, progress=progress)
     results.metadata.update({
         "epsilon_units": ("Å per coordinate" if sweep.budget.norm == "linf"
                           else "Å, total L2 norm over the attacked coordinates"),
@@ -292,7 +374,10 @@ def audit_energy_forces(
                            if ref is not None else
                            "the clean labels (no reference: includes the true change of "
                            "energy and forces)"),
-        "attack_loss": f"{pref_e}·(ΔE/N)² + {pref_f}·mean(ΔF²) against the clean labels",
+        "attack_loss": f"{pref_e}·(ΔE/N)² + {pref_f}·mean(ΔF²) against " + (
+            "the clean labels" if target == "labels" else
+            "the reference at the perturbed positions (differentiated through it)"),
+        "attack_target": target,
         "n_atoms": n,
         "reference_evaluations": ref.calls if ref is not None else 0,
     })
@@ -307,4 +392,5 @@ __all__ = [
     "audit_energy_forces",
     "energy_force_objective",
     "label_rows",
+    "reference_energy_force_objective",
 ]
