@@ -322,8 +322,9 @@ def build_potential(cfg: AtomisticConfig, template: Atoms, *,
     return model
 
 
-def build_reference(cfg: AtomisticConfig, output: Path | None) -> Any:
-    """The reference calculator of ``cfg`` (None for ``reference: labels``)."""
+def build_reference(cfg: AtomisticConfig, template: Atoms, output: Path | None) -> Any:
+    """The reference of ``cfg``: a calculator, a parallel PySCF evaluator, or None for
+    ``reference: labels``."""
     section = cfg.reference
     if section == "labels":
         return None
@@ -331,13 +332,17 @@ def build_reference(cfg: AtomisticConfig, output: Path | None) -> Any:
     if section.calculator is not None:
         return _call_factory(section.calculator, section.kwargs, cfg, "reference.calculator")
     assert section.pyscf is not None
-    from scirobust.atomistic.pyscf_reference import PySCFCalculator
+    from scirobust.atomistic.pyscf_reference import PySCFCalculator, PySCFEvaluator
 
     p = section.pyscf
     cache = (cfg.resolve(p.cache) if p.cache else
              (output / "pyscf-cache" if output is not None else None))
-    return PySCFCalculator(xc=p.xc, basis=p.basis, charge=p.charge, spin=p.spin,
-                           cache_dir=cache, processes=p.processes)
+    try:
+        calc = PySCFCalculator(xc=p.xc, basis=p.basis, charge=p.charge, spin=p.spin,
+                               cache_dir=cache)
+    except ScirobustError as exc:
+        raise ConfigError(f"reference.pyscf: {exc}") from exc
+    return PySCFEvaluator(calc, template, processes=p.processes)
 
 
 @dataclass
@@ -408,7 +413,7 @@ def build_atomistic_audit(cfg: AtomisticConfig, *, output: Path | None = None,
         raise ConfigError("reference.pyscf: PySCF computes molecules; these structures are "
                           "periodic. Use a periodic reference calculator.")
     model = build_potential(cfg, template, trust_checkpoint=trust_checkpoint)
-    reference = build_reference(cfg, output)
+    reference = build_reference(cfg, template, output)
     labels = file_labels(structures)
     notes: list[str] = []
     if labels is None and reference is None:

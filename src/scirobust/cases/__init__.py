@@ -29,7 +29,8 @@ from scirobust.results import Results, atomic_write_text
 
 # name -> module defining CASE; add a line here when a new case lands.
 # name -> the optional extra it needs (pip install 'scirobust[<extra>]').
-CASE_EXTRAS: dict[str, str] = {"sio2": "atomistic", "weather": "weather", "digits": "cases"}
+CASE_EXTRAS: dict[str, str] = {"sio2": "atomistic", "weather": "weather", "digits": "cases",
+                               "methane": "atomistic,dft"}
 CASE_MODULES: dict[str, str] = {
     "poisson": "scirobust.cases.poisson",
     "qcd": "scirobust.cases.qcd",
@@ -39,6 +40,7 @@ CASE_MODULES: dict[str, str] = {
     "binary2d": "scirobust.cases.binary2d",
     "digits": "scirobust.cases.digits",
     "sentiment": "scirobust.cases.sentiment",
+    "methane": "scirobust.cases.methane",
 }
 
 
