@@ -18,7 +18,13 @@ Building blocks (units in names: eV, Å, fs, meV/atom):
 * `newton_step`, `relaxation_error` — following the approximate forces;
 * `coordinate_attack`, `audit_coordinates` — FGSM-style attacks via the core `Budget`/`attack`/
   `audit`;
-* `BKS`, `BehlerParrinello`, `TorchCalculator` — torch energy models usable as ASE calculators.
+* `BKS`, `BehlerParrinello`, `TorchCalculator` — torch energy models usable as ASE calculators;
+* `audit_energy_forces` — the paired audit of energies and forces, every perturbed geometry
+  re-evaluated by a reference (``task: atomistic`` audit files: `scirobust.atomistic.config`);
+* `DeepMDPotential`, `DeepMDCalculator` — DeePMD-kit models (``make install-deepmd``);
+  `write_deepmd_npy`, `read_deepmd_npy`, `train_deepmd` — its data format and training;
+* `PySCFCalculator`, `PySCFEvaluator`, `label_configurations` — a cached, parallel DFT
+  reference for molecules (``pip install 'scirobust[dft]'``).
 """
 
 from scirobust.atomistic.attack import (
@@ -36,6 +42,8 @@ from scirobust.atomistic.calculators import (
     as_evaluator,
     calculator_energy_function,
 )
+from scirobust.atomistic.deepmd import DeepMDCalculator, DeepMDPotential, load_deepmd_model
+from scirobust.atomistic.deepmd_training import read_deepmd_npy, train_deepmd, write_deepmd_npy
 from scirobust.atomistic.direction import (
     Alignment,
     DirectionData,
@@ -56,8 +64,20 @@ from scirobust.atomistic.dynamics import (
     newton_step,
     relaxation_error,
 )
+from scirobust.atomistic.energy_force import (
+    ENERGY_FORCE_METRICS,
+    EnergyForceModel,
+    ReferenceEnergyForces,
+    atom_mask,
+    audit_energy_forces,
+)
 from scirobust.atomistic.neighbors import PairList, build_pair_list, neighbor_search
 from scirobust.atomistic.potential import PeriodicPotential, energy_and_forces, stress
+from scirobust.atomistic.pyscf_reference import (
+    PySCFCalculator,
+    PySCFEvaluator,
+    label_configurations,
+)
 from scirobust.atomistic.structures import (
     alpha_cristobalite,
     random_displacements,
@@ -71,16 +91,23 @@ __all__ = [
     "BKS",
     "BKS_ORIGINAL",
     "BKS_REFIT",
+    "ENERGY_FORCE_METRICS",
     "Alignment",
     "BKSParameters",
     "BehlerParrinello",
     "Configurations",
+    "DeepMDCalculator",
+    "DeepMDPotential",
     "DirectionData",
     "DistortionSweep",
+    "EnergyForceModel",
     "NewtonStep",
     "PairList",
     "PerAtomEnergy",
     "PeriodicPotential",
+    "PySCFCalculator",
+    "PySCFEvaluator",
+    "ReferenceEnergyForces",
     "RelaxationTrace",
     "SymmetryFunctions",
     "TorchCalculator",
@@ -90,7 +117,9 @@ __all__ = [
     "alpha_cristobalite",
     "as_configurations",
     "as_evaluator",
+    "atom_mask",
     "audit_coordinates",
+    "audit_energy_forces",
     "build_pair_list",
     "calculator_energy_function",
     "compute_directions",
@@ -100,12 +129,17 @@ __all__ = [
     "energy_and_forces",
     "energy_function",
     "force_alignment",
+    "label_configurations",
+    "load_deepmd_model",
     "neighbor_search",
     "newton_step",
     "random_displacements",
     "random_unit_directions",
+    "read_deepmd_npy",
     "relax",
     "relaxation_error",
     "stress",
+    "train_deepmd",
     "train_energy_model",
+    "write_deepmd_npy",
 ]
