@@ -279,3 +279,59 @@ def test_atomistic_example_runs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     res = Results.load(tmp_path / "out")
     assert res.value(attack="fgsm", epsilon=0.02, metric="force_rmse", kind="ratio") > 1
+
+
+@pytest.mark.parametrize("along", ["adversarial", "model_forces", "random"])
+def test_adversarial_samples_move_along_direction_with_reference_labels(along: str) -> None:
+    from scirobust.atomistic.calculators import TorchEvaluator
+    from scirobust.atomistic.direction import compute_directions
+    from scirobust.atomistic.sampling import adversarial_samples
+
+    frames = _cu_frames(3)
+    model = _lj()
+    samples = adversarial_samples(frames, model, EMT(), step_angstrom=0.1, along=along,
+                                  energy_offset_ev="mean", seed=1)
+    for k, (before, after) in enumerate(zip(frames, samples, strict=True)):
+        move = (after.positions - before.positions).ravel()
+        assert np.linalg.norm(move) == pytest.approx(0.1, rel=1e-12)
+        assert after.info["sampled_along"] == along and after.info["source_index"] == k
+        check = after.copy()
+        check.calc = EMT()
+        assert after.get_potential_energy() == pytest.approx(check.get_potential_energy())
+        assert np.allclose(after.get_forces(), check.get_forces())
+        if along == "adversarial":
+            a = compute_directions(frames, model, EMT(), energy_offset_ev="mean").direction[k]
+            expected = a.ravel() / np.linalg.norm(a)
+        elif along == "model_forces":
+            f = TorchEvaluator(model).energies_and_forces(before.positions[None])[1][0]
+            expected = f.ravel() / np.linalg.norm(f)
+        else:
+            continue
+        assert np.allclose(move / 0.1, expected, atol=1e-10)
+
+
+def test_augment_cli_writes_labelled_samples(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scirobust.cli import app
+
+    path = _yaml_case(tmp_path, """
+        task: atomistic
+        model: {factory: "ljmodel:make"}
+        reference: {calculator: "ase.calculators.emt:EMT"}
+        structures: {path: cu13.extxyz}
+        energy_offset_ev: mean
+        epsilons: [0.02]
+    """)
+    for fmt, target in (("extxyz", tmp_path / "new.extxyz"), ("deepmd", tmp_path / "new_dp")):
+        result = CliRunner().invoke(app, ["augment", str(path), "--step", "0.2", "--along",
+                                          "model_forces", "--format", fmt, "--output",
+                                          str(target)])
+        assert result.exit_code == 0, result.output
+    frames = ase.io.read(tmp_path / "new.extxyz", index=":")
+    atoms, energies, _ = read_deepmd_npy(tmp_path / "new_dp")
+    assert len(frames) == len(atoms) == 4
+    assert np.allclose([a.get_potential_energy() for a in frames], energies)
+    bad = CliRunner().invoke(app, ["augment", str(path), "--along", "sideways", "--output",
+                                   str(tmp_path / "x.extxyz")])
+    assert bad.exit_code == 2 and "--along must be one of" in bad.output

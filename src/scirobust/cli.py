@@ -294,6 +294,56 @@ def audit(
     _finish(report, _summary(results), quiet, f"{cfg.label}: {plan.model_name}")
 
 
+@app.command(epilog="Example: scirobust augment examples/atomistic/audit.yaml --step 0.1 "
+             "--along adversarial --output new.extxyz")
+@_guard
+def augment(
+    config: Annotated[Path, typer.Argument(help="A task: atomistic audit file with a "
+                                           "reference calculator.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="extxyz file, or a folder "
+                                         "with --format deepmd.", show_default=False)],
+    step: Annotated[float, typer.Option("--step", help="Total displacement of each structure "
+                                        "(L2 norm over all coordinates), Å.")] = 0.1,
+    along: Annotated[str, typer.Option("--along", help="adversarial | model_forces | "
+                                       "random")] = "adversarial",
+    output_format: Annotated[str, typer.Option("--format", help="extxyz | deepmd")] = "extxyz",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random directions.")] = 0,
+    trust_checkpoint: Annotated[bool, typer.Option(
+        "--trust-checkpoint", help="Allow a whole pickled model checkpoint (runs code from the "
+        "file: only for files you trust).")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """New training configurations where your potential is weakest.
+
+    Reads the model, reference and structures of a `task: atomistic` audit file, steps every
+    structure by --step Å along the adversarial direction A = 2(E_ref − E)(F − F_ref), the
+    model's own forces, or a random direction, labels the new configurations with the
+    reference and writes them as extxyz (or a DeePMD-kit data folder) for your training code.
+
+    Example: scirobust augment audit.yaml --step 0.1 --along model_forces --output new.extxyz
+    """
+    from scirobust.atomistic.config import build_atomistic_audit, load_atomistic_config
+    from scirobust.atomistic.sampling import ALONG, adversarial_samples, write_samples
+
+    if along not in ALONG:
+        raise ConfigError(f"--along must be one of {', '.join(ALONG)}; got {along!r}.")
+    if output_format not in ("extxyz", "deepmd"):
+        raise ConfigError(f"--format must be extxyz or deepmd; got {output_format!r}.")
+    cfg = load_atomistic_config(config)
+    if cfg.reference == "labels":
+        raise ConfigError("augment labels new configurations, so the audit file needs a "
+                          "reference calculator (reference: {calculator: ...} or {pyscf: ...}).")
+    plan = build_atomistic_audit(cfg, output=output.parent, trust_checkpoint=trust_checkpoint)
+    offset = cfg.energy_offset_ev
+    samples = adversarial_samples(plan.structures, plan.model, plan.reference, step_angstrom=step,
+                                  along=along, energy_offset_ev=-offset if isinstance(
+                                      offset, float) else offset, seed=seed)
+    written = write_samples(samples, output, format=output_format)
+    if not quiet:
+        typer.echo(f"Wrote {len(samples)} configurations stepped {step:g} Å along {along} and "
+                   f"labelled by the reference to {written}.")
+
+
 @app.command(epilog="Example: scirobust track audit.yaml ckpt/epoch_01.pt ckpt/epoch_02.pt "
              "--output out/track")
 @_guard

@@ -24,7 +24,9 @@ Building blocks (units in names: eV, Å, fs, meV/atom):
 * `DeepMDPotential`, `DeepMDCalculator` — DeePMD-kit models (``make install-deepmd``);
   `write_deepmd_npy`, `read_deepmd_npy`, `train_deepmd` — its data format and training;
 * `PySCFCalculator`, `PySCFEvaluator`, `label_configurations` — a cached, parallel DFT
-  reference for molecules (``pip install 'scirobust[dft]'``).
+  reference for molecules (``pip install 'scirobust[dft]'``);
+* `adversarial_samples`, `write_samples` — new labelled configurations stepped along A, the
+  model's forces or at random (``scirobust augment``), for the user's training set.
 """
 
 from scirobust.atomistic.attack import (
@@ -78,6 +80,7 @@ from scirobust.atomistic.pyscf_reference import (
     PySCFEvaluator,
     label_configurations,
 )
+from scirobust.atomistic.sampling import adversarial_samples, write_samples
 from scirobust.atomistic.structures import (
     alpha_cristobalite,
     random_displacements,
@@ -114,6 +117,7 @@ __all__ = [
     "TrainingLog",
     "adversarial_direction",
     "adversarial_direction_autograd",
+    "adversarial_samples",
     "alpha_cristobalite",
     "as_configurations",
     "as_evaluator",
@@ -142,4 +146,5 @@ __all__ = [
     "train_deepmd",
     "train_energy_model",
     "write_deepmd_npy",
+    "write_samples",
 ]
