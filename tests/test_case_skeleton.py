@@ -11,7 +11,8 @@ import pytest
 from scirobust import ConfigError, Record, Results
 from scirobust.cases import CASE_EXTRAS, CASE_MODULES, Verdict, finish, get_case, outcome
 
-EXTRA_PACKAGE = {"sio2": "ase", "weather": "torch_harmonics", "digits": "sklearn"}
+EXTRA_PACKAGE = {"sio2": "ase", "weather": "torch_harmonics", "digits": "sklearn",
+                 "methane": "ase", "llm": "transformers"}
 
 
 @pytest.mark.parametrize("case", sorted(CASE_EXTRAS))

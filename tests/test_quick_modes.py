@@ -17,7 +17,7 @@ from scirobust.cases import available
 from scirobust.cli import app
 
 OPTIONAL = {"sio2": ("ase",), "weather": ("torch_harmonics",), "digits": ("sklearn",),
-            "methane": ("ase", "pyscf", "deepmd.pt.cxx_op")}
+            "methane": ("ase", "pyscf", "deepmd.pt.cxx_op"), "llm": ("transformers",)}
 
 
 @pytest.mark.parametrize("case", available())

@@ -575,6 +575,18 @@ def reproduce(
               quiet, data_root)
 
 
+def _register_llm_eval() -> None:
+    """``scirobust llm-eval``: its module imports transformers only when the command runs."""
+    from scirobust.llm.cli import llm_eval
+
+    app.command(name="llm-eval", epilog="Example: scirobust llm-eval models/TinyLlama "
+                "arc_challenge=ARC-Challenge-test.jsonl --attacks random,fgsm,bim --amplitude "
+                "0.01")(_guard(llm_eval))
+
+
+_register_llm_eval()
+
+
 @app.command(epilog="Example: scirobust demo --output demo-output")
 @_guard
 def demo(

@@ -30,7 +30,7 @@ from scirobust.results import Results, atomic_write_text
 # name -> module defining CASE; add a line here when a new case lands.
 # name -> the optional extra it needs (pip install 'scirobust[<extra>]').
 CASE_EXTRAS: dict[str, str] = {"sio2": "atomistic", "weather": "weather", "digits": "cases",
-                               "methane": "atomistic,dft"}
+                               "methane": "atomistic,dft", "llm": "llm"}
 CASE_MODULES: dict[str, str] = {
     "poisson": "scirobust.cases.poisson",
     "qcd": "scirobust.cases.qcd",
@@ -41,6 +41,7 @@ CASE_MODULES: dict[str, str] = {
     "digits": "scirobust.cases.digits",
     "sentiment": "scirobust.cases.sentiment",
     "methane": "scirobust.cases.methane",
+    "llm": "scirobust.cases.llm",
 }
 
 
