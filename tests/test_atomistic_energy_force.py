@@ -335,3 +335,52 @@ def test_augment_cli_writes_labelled_samples(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["augment", str(path), "--along", "sideways", "--output",
                                    str(tmp_path / "x.extxyz")])
     assert bad.exit_code == 2 and "--along must be one of" in bad.output
+
+
+def test_yaml_with_pyscf_reference(tmp_path: Path) -> None:
+    """task: atomistic with reference: {pyscf: ...} on H₂ (STO-3G): labels, re-labelling and
+    the finite-difference reference gradient all go through the cached PySCF evaluator."""
+    pytest.importorskip("pyscf", reason="needs PySCF: pip install 'scirobust[dft]'")
+    from ase import Atoms
+
+    (tmp_path / "bond.py").write_text(textwrap.dedent('''
+        import torch
+        from torch import nn
+
+        class Bond(nn.Module):
+            supports_batch = True
+
+            def __init__(self):
+                super().__init__()
+                self.k = nn.Parameter(torch.tensor(20.0, dtype=torch.float64))
+
+            def forward(self, positions):
+                pos = positions[None] if positions.dim() == 2 else positions
+                r = (pos[:, 0] - pos[:, 1]).norm(dim=-1)
+                e = -31.0 + self.k * (r - 0.71) ** 2
+                return e[0] if positions.dim() == 2 else e
+
+        def make():
+            return Bond()
+    '''))
+    frames = [Atoms("H2", positions=[[0, 0, 0], [0, 0, d]]) for d in (0.70, 0.73, 0.76)]
+    ase.io.write(tmp_path / "h2.extxyz", frames)
+    path = tmp_path / "audit.yaml"
+    path.write_text(textwrap.dedent("""
+        task: atomistic
+        model: {factory: "bond:make"}
+        reference: {pyscf: {xc: pbe, basis: sto-3g, processes: 1}}
+        structures: {path: h2.extxyz}
+        energy_offset_ev: mean
+        epsilons: [0.01]
+        n_random: 1
+        alignment: false
+    """))
+    cfg = load_atomistic_config(path)
+    plan = build_atomistic_audit(cfg, output=tmp_path / "out")
+    res = plan.run(cache_dir=tmp_path / "out" / "cache")
+    assert res.metadata["attack_target"] == "reference"
+    evaluator = plan.reference
+    assert evaluator.computed > 0 and evaluator.cache_hits >= 3  # clean = labels, from cache
+    assert list((tmp_path / "out" / "pyscf-cache").rglob("*.npz"))
+    assert res.value(attack="fgsm", epsilon=0.01, metric="force_rmse", kind="ratio") > 0
