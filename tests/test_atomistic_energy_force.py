@@ -384,3 +384,26 @@ def test_yaml_with_pyscf_reference(tmp_path: Path) -> None:
     assert evaluator.computed > 0 and evaluator.cache_hits >= 3  # clean = labels, from cache
     assert list((tmp_path / "out" / "pyscf-cache").rglob("*.npz"))
     assert res.value(attack="fgsm", epsilon=0.01, metric="force_rmse", kind="ratio") > 0
+
+
+def test_objective_and_reference_fingerprints_are_stable_across_processes() -> None:
+    """The resume cache keys of a closure objective (with nested functions) and of a
+    calculator reference must not depend on memory addresses, or an interrupted audit could
+    never reuse its cells in a new process."""
+    import subprocess
+    import sys
+
+    from scirobust.atomistic.energy_force import ReferenceEnergyForces, energy_force_objective
+    from scirobust.audit import _callable_fingerprint
+
+    script = ("from ase.cluster import Icosahedron; from ase.calculators.emt import EMT; "
+              "from scirobust.atomistic.energy_force import ReferenceEnergyForces, "
+              "energy_force_objective; from scirobust.audit import _callable_fingerprint; "
+              "print(_callable_fingerprint(energy_force_objective(1.0, 2.0))); "
+              "print(_callable_fingerprint(ReferenceEnergyForces(EMT(), Icosahedron('Cu', 2))))")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    here = [_callable_fingerprint(energy_force_objective(1.0, 2.0)),
+            _callable_fingerprint(ReferenceEnergyForces(EMT(), Icosahedron("Cu", 2)))]
+    assert other == here
+    assert _callable_fingerprint(energy_force_objective(1.0, 1.0)) != here[0]

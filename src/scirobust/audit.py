@@ -13,6 +13,7 @@ import hashlib
 import io
 import platform
 import time
+import types
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -53,15 +54,29 @@ def _callable_fingerprint(fn: Any) -> str | None:
     """
     if fn is None or isinstance(fn, str):
         return fn
+    own = getattr(fn, "cache_fingerprint", None)
+    if isinstance(own, str):  # objects that know what identifies them (e.g. a reference)
+        return own
     if isinstance(fn, nn.Module):
         return _model_fingerprint(fn)
     code = getattr(fn, "__code__", None)
     if code is None:
         return f"{type(fn).__module__}.{type(fn).__qualname__}"
-    h = hashlib.sha256(code.co_code)
-    h.update(repr(code.co_consts).encode())
+    h = hashlib.sha256()
+    _hash_code(h, code)
     h.update(getattr(fn, "__qualname__", "").encode())
     return h.hexdigest()[:16]
+
+
+def _hash_code(h: Any, code: types.CodeType) -> None:
+    """Bytecode and constants, nested functions included by content: the repr of a nested
+    code object holds its memory address, which differs between runs."""
+    h.update(code.co_code)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _hash_code(h, const)
+        else:
+            h.update(repr(const).encode())
 
 
 def _model_fingerprint(model: Any) -> str:

@@ -78,6 +78,19 @@ class EnergyForceModel(nn.Module):
         return torch.cat([per_atom, -grad.reshape(x.shape[0], -1)], dim=1).to(x.dtype)
 
 
+def _describe_reference(reference: Any) -> str:
+    """What identifies a reference for the audit's resume cache: a torch model's weights, a
+    calculator's parameters, an evaluator's name."""
+    if isinstance(reference, nn.Module):
+        from scirobust._hashing import fingerprint_tensors
+
+        state = reference.state_dict()
+        return type(reference).__name__ + fingerprint_tensors([state[k] for k in sorted(state)])
+    todict = getattr(reference, "todict", None)
+    params = todict() if callable(todict) else {}
+    return f"{type(reference).__name__}{sorted(params.items())!r}|{getattr(reference, 'name', '')}"
+
+
 class _CalculatorRows(torch.autograd.Function):
     """Rows ``[E/N, F]`` of a calculator, differentiable: ∂E/∂x = −F, and the forces' part by
     a central finite-difference Hessian–vector product, H v ≈ −(F(x + h v̂) − F(x − h v̂))
@@ -129,6 +142,9 @@ class ReferenceEnergyForces(nn.Module):
         self.energy_offset_ev = float(energy_offset_ev)
         self.fd_step_angstrom = float(fd_step_angstrom)
         self.calls = 0
+        self.cache_fingerprint = (f"{type(self).__name__}({_describe_reference(reference)}, "
+                                  f"offset={self.energy_offset_ev!r} eV, "
+                                  f"fd_step={self.fd_step_angstrom!r} Å)")
 
     def rows(self, x: Tensor) -> Tensor:
         """Reference rows at positions x (B, 3N) Å, without a graph."""
