@@ -91,8 +91,9 @@ _METRIC_LABELS = {
     "accuracy": ("accuracy", "fraction correct"),
     "error_rate": ("error rate", "fraction misclassified"),
 }
-_FRACTION_METRICS = {"accuracy", "error_rate"}
-_HIGHER_IS_BETTER = {"accuracy"}
+_FRACTION_METRICS = {"accuracy", "error_rate", "agreement", "acc", "acc_norm"}
+# metrics where a drop is the damage (the policy audit's action value and agreement, rates)
+_HIGHER_IS_BETTER = {"accuracy", "acc", "acc_norm", "agreement", "value", "rate", "rate_mbps"}
 
 
 # --------------------------------------------------------------------------- data helpers
