@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(SCIROBUST_TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,atomistic,weather,cases,llm,lm-eval,dft]"
+	$(BIN)/python -m pip install -q -e ".[dev,atomistic,weather,cases,llm,lm-eval,dft,universal,wireless]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -12,7 +12,8 @@ from scirobust import ConfigError, Record, Results
 from scirobust.cases import CASE_EXTRAS, CASE_MODULES, Verdict, finish, get_case, outcome
 
 EXTRA_PACKAGE = {"sio2": "ase", "weather": "torch_harmonics", "digits": "sklearn",
-                 "methane": "ase", "llm": "transformers"}
+                 "methane": "ase", "llm": "transformers", "beams": "sionna",
+                 "silicon": "chgnet"}
 
 
 @pytest.mark.parametrize("case", sorted(CASE_EXTRAS))

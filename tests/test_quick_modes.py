@@ -17,7 +17,8 @@ from scirobust.cases import available
 from scirobust.cli import app
 
 OPTIONAL = {"sio2": ("ase",), "weather": ("torch_harmonics",), "digits": ("sklearn",),
-            "methane": ("ase", "pyscf", "deepmd.pt.cxx_op"), "llm": ("transformers",)}
+            "methane": ("ase", "pyscf", "deepmd.pt.cxx_op"), "llm": ("transformers",),
+            "beams": ("sionna",), "silicon": ("ase", "chgnet")}
 
 
 @pytest.mark.parametrize("case", available())

@@ -73,6 +73,7 @@ from scirobust.atomistic.energy_force import (
     atom_mask,
     audit_energy_forces,
 )
+from scirobust.atomistic.gnn import DisplacementGNN
 from scirobust.atomistic.neighbors import PairList, build_pair_list, neighbor_search
 from scirobust.atomistic.potential import PeriodicPotential, energy_and_forces, stress
 from scirobust.atomistic.pyscf_reference import (
@@ -87,7 +88,7 @@ from scirobust.atomistic.structures import (
     random_unit_directions,
     relax,
 )
-from scirobust.atomistic.training import TrainingLog, train_energy_model
+from scirobust.atomistic.training import TrainingLog, fit_potential, train_energy_model
 
 __all__ = [
     "ADVERSARIAL_FORCE",
@@ -102,6 +103,7 @@ __all__ = [
     "DeepMDCalculator",
     "DeepMDPotential",
     "DirectionData",
+    "DisplacementGNN",
     "DistortionSweep",
     "EnergyForceModel",
     "NewtonStep",
@@ -132,6 +134,7 @@ __all__ = [
     "distortion_sweep",
     "energy_and_forces",
     "energy_function",
+    "fit_potential",
     "force_alignment",
     "label_configurations",
     "load_deepmd_model",

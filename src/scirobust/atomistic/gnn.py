@@ -44,7 +44,7 @@ class DisplacementGNN(PeriodicPotential):
     """Paper 002's GNN: one message-passing step on raw displacement vectors within
     ``cutoff`` Å; positions (B, N, 3) Å → energies (B,) eV.
 
-    ``rotations`` (B, 3, 3) or (3, 3), when set, rotates every pair vector (training-time
+    ``rotations`` (3, 3), when set, rotates every pair vector (training-time
     augmentation); leave it None to evaluate. ``energy_shift``/``energy_scale`` (eV per atom)
     standardise the readout (set them from training data, see `fit_potential`).
     """

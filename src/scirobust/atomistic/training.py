@@ -132,9 +132,24 @@ def train_energy_model(
     return log
 
 
-def random_rotations(n: int, generator: torch.Generator, *, flips: bool = True) -> Tensor:
-    """``n`` uniformly random rotations (n, 3, 3), each also a reflection with probability ½
-    when ``flips`` (the paper's "rotations and flips")."""
+def random_rotations(n: int, generator: torch.Generator, *, flips: bool = True,
+                     group: str = "continuous") -> Tensor:
+    """``n`` random rotations (n, 3, 3), each also a reflection with probability ½ when
+    ``flips`` (the paper's "rotations and flips"). ``group="continuous"``: uniform over all
+    rotations; ``"cubic"``: the 24 rotations (48 with flips) that map a cubic lattice onto
+    itself, i.e. signed permutation matrices."""
+    if group == "cubic":
+        perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(n)])
+        signs = torch.where(torch.rand(n, 3, generator=generator) < 0.5, -1.0, 1.0)
+        mats = torch.zeros(n, 3, 3, dtype=DTYPE)
+        mats[torch.arange(n)[:, None], torch.arange(3)[None], perms] = signs.to(DTYPE)
+        if not flips:  # keep proper rotations only
+            mats = mats * torch.linalg.det(mats)[:, None, None]
+        return mats
+    if group != "continuous":
+        from scirobust.errors import DataError
+
+        raise DataError(f"group must be 'continuous' or 'cubic'; got {group!r}.")
     q, r = torch.linalg.qr(torch.randn(n, 3, 3, generator=generator, dtype=DTYPE))
     q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]  # Haar measure
     det = torch.linalg.det(q)
@@ -154,7 +169,8 @@ def fit_potential(
     *,
     train_forces: np.ndarray | None = None,
     force_weight: float = 0.0,
-    augment_rotations: bool = False,
+    augment_rotations: bool | str = False,
+    input_noise_angstrom: float = 0.0,
     epochs: int = 160,
     learning_rate: float = 1e-3,
     batch_size: int = 128,
@@ -164,8 +180,12 @@ def fit_potential(
     (eV²/atom²) plus ``force_weight`` × force MSE (eV²/Å²) when ``train_forces`` (M, N, 3)
     eV/Å are given; keeps the state of best validation energy RMSE (meV/atom).
 
-    ``augment_rotations`` draws a random rotation or flip per configuration and step, applied
-    through the model's ``rotations`` attribute (models without one are refused). Models with
+    ``augment_rotations`` (True or ``"cubic"``, see `random_rotations`) draws a random
+    rotation or flip per mini-batch and step, applied through the model's ``rotations``
+    attribute (models without one are refused).
+    ``input_noise_angstrom`` adds fresh Gaussian noise of that standard deviation (Å, per
+    coordinate) to every training configuration at every step, labels unchanged (Gaussian
+    data augmentation, paper 002's ref. 26). Models with
     ``energy_shift``/``energy_scale`` buffers get them from the training energies per atom.
     Defaults are paper 002's GNN settings (160 epochs, Adam 1e-3, batch 128).
     """
@@ -174,6 +194,8 @@ def fit_potential(
     if augment_rotations and not hasattr(model, "rotations"):
         raise DataError(f"{type(model).__name__} has no 'rotations' attribute: it cannot be "
                         "trained with rotation augmentation.")
+    if input_noise_angstrom < 0:
+        raise DataError(f"input_noise_angstrom must be >= 0 Å; got {input_noise_angstrom}.")
     if force_weight > 0 and train_forces is None:
         raise DataError("force_weight > 0 needs train_forces (M, N, 3) in eV/Å.")
     log = TrainingLog()
@@ -206,9 +228,16 @@ def fit_potential(
         for k in range(0, len(order), batch_size):
             idx = order[k:k + batch_size]
             if augment_rotations:
-                model.rotations = random_rotations(len(idx), gen)
+                # one rotation per mini-batch: configurations of a batch may use different
+                # neighbour lists, so a per-configuration rotation could not follow them
+                model.rotations = random_rotations(
+                    1, gen, group="cubic" if augment_rotations == "cubic" else "continuous")[0]
             try:
-                p = pos[idx].clone().requires_grad_(use_forces)
+                p = pos[idx].clone()
+                if input_noise_angstrom > 0:
+                    p = p + input_noise_angstrom * torch.randn(p.shape, generator=gen,
+                                                               dtype=DTYPE)
+                p.requires_grad_(use_forces)
                 energies = model(p)
                 loss = (((energies - y[idx]) / n_atoms) ** 2).mean()
                 if use_forces:

@@ -30,7 +30,8 @@ from scirobust.results import Results, atomic_write_text
 # name -> module defining CASE; add a line here when a new case lands.
 # name -> the optional extra it needs (pip install 'scirobust[<extra>]').
 CASE_EXTRAS: dict[str, str] = {"sio2": "atomistic", "weather": "weather", "digits": "cases",
-                               "methane": "atomistic,dft", "llm": "llm"}
+                               "methane": "atomistic,dft", "llm": "llm", "beams": "wireless",
+                               "silicon": "atomistic,universal"}
 CASE_MODULES: dict[str, str] = {
     "poisson": "scirobust.cases.poisson",
     "qcd": "scirobust.cases.qcd",
@@ -42,6 +43,8 @@ CASE_MODULES: dict[str, str] = {
     "sentiment": "scirobust.cases.sentiment",
     "methane": "scirobust.cases.methane",
     "llm": "scirobust.cases.llm",
+    "beams": "scirobust.cases.beams",
+    "silicon": "scirobust.cases.silicon",
 }
 
 
