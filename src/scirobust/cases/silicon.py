@@ -298,7 +298,10 @@ def run_silicon(options: CaseOptions, settings: SiliconSettings | None = None) -
         "settings": dataclasses.asdict(s), "data_provenance": provenance,
         "description": "Paper 002 Figs. 4–5 on silicon (CHGNet as reference) and adversarial "
                        "sampling as a defense.",
-        "headline_metric": "mean_abs_cos_theta", "relaxed_energy_ev": e_min,
+        "headline_metric": METRIC, "relaxed_energy_ev": e_min,
+        "epsilon_label": "ε = total L2 norm of the distortion (Å)",
+        "units": {METRIC: "meV/atom", "test_rmse_mev_per_atom": "meV/atom",
+                  "mean_abs_cos_theta": "dimensionless"},
         "wall_time_s": time.perf_counter() - started,
         "training_time_s": {k: v.training_time_s for k, v in logs.items()},
         "notes": [
