@@ -14,7 +14,7 @@ from scirobust.cases import CaseOptions, get_case
 from scirobust.cases.silicon import DEFENSES, SiliconSettings, load_silicon, run_silicon
 from scirobust.results import Results
 
-TINY = SiliconSettings(per_temperature=(4, 2, 2), gnn_epochs=3, bp_epochs=5,
+TINY = SiliconSettings(per_temperature=(4, 2, 2), gnn_epochs=3, bp_epochs=5, defended=("GNN (E)",),
                        epsilons_angstrom=(0.0, 0.5), n_random=1, augment_from=2, bin_size=2)
 
 
