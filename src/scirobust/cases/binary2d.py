@@ -31,7 +31,7 @@ from scirobust.report import COLORS, save_case_figure, write_case_table
 from scirobust.results import Record, Results
 from scirobust.sweep import Sweep
 from scirobust.training import RobustnessTracker, fit
-from scirobust.uncertainty import Box, class_spreads
+from scirobust.uncertainty import INTERPRETATION_NOTES, Box, class_spreads
 
 CASE_NAME = "binary2d"
 MODEL = "mlp"
@@ -300,6 +300,7 @@ def run_binary2d(options: CaseOptions, settings: Binary2dSettings | None = None)
             "Δp of the neural packet ψ_Y = CE/√β on the square and on the slice x₂ = 0."
         ),
         "notes": [
+            *INTERPRETATION_NOTES,
             "Exact: data law, labelling by sign(x₁), epochs, seeds, the packet definition; "
             "Δx, Δp, Δx·Δp are integrals by composite Simpson quadrature "
             f"({settings.grid_points}² points on the square, {settings.slice_points} on x₂ = 0).",

@@ -35,7 +35,7 @@ from scirobust.report import COLORS, save_case_figure, write_case_table
 from scirobust.results import Results
 from scirobust.sweep import AttackRun, Sweep
 from scirobust.training import ENVELOPE, RobustnessTracker, fit, history
-from scirobust.uncertainty import Box, class_spreads
+from scirobust.uncertainty import INTERPRETATION_NOTES, Box, class_spreads
 
 NAME = "digits"
 PAPER = ("test accuracy rises, robust accuracy falls over epochs; MNIST (ε = 0.1): test > 98 %,"
@@ -315,7 +315,7 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
         [r["model"], f"{r['clean_first']:.3f}→{r['clean_last']:.3f}",
          f"{r['envelope_first']:.3f}→{r['envelope_last']:.3f}", str(r["tradeoff_seen"])]
         for r in trends.values()]
-    notes = [f"Data: {data_desc}; {xtr.shape[0]} training and {xte.shape[0]} test images."]
+    notes = [f"Data: {data_desc}; {len(xtr)} train, {len(xte)} test images.", *INTERPRETATION_NOTES]
     flags = {net: trends[net]["tradeoff_after_kick"] for net in settings.networks}
     stand_in = (f"{data_desc}, {xte.shape[0]} test images, small CNN/ResNet/Inception nets, "
                 f"{settings.epochs} epochs; papers: MNIST/CIFAR-10, 4-layer CNN, ResNet, GoogleNet")
