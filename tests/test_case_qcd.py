@@ -17,13 +17,24 @@ from scirobust.cases._qcd_physics import (
     D_UD,
     DLQP,
     P_IDEAL,
+    PressureOf,
     hotqcd_e_over_t4,
     hotqcd_p_over_t4,
+    hotqcd_pressure_gev4,
     ln_z_over_v,
     momentum_integral,
     thermodynamics,
 )
-from scirobust.cases.qcd import QcdSettings, audit_temperatures, run_qcd, temperature_errors
+from scirobust.cases.qcd import (
+    DECIDING,
+    P_METRIC,
+    QcdSettings,
+    _verdict,
+    audit_temperatures,
+    run_qcd,
+    temperature_errors,
+)
+from scirobust.results import Record, Results
 
 f64 = torch.float64
 
@@ -113,6 +124,76 @@ def test_audit_flags_random_where_the_side_fgsm_avoided_is_worse() -> None:
     np.testing.assert_array_equal(again["random_sign_0.01"], errors["random_sign_0.01"])
 
 
+def test_pressure_reading_is_t4_times_p_over_t4_and_attacked_on_its_own_error() -> None:
+    # P = T⁴·(p/T⁴) in GeV⁴; FGSM on P follows the sign of d(ΔP)²/dT, which can differ from
+    # that of d(Δ(p/T⁴))²/dT; each reading's FGSM error is its own error at its own T ± eps.
+    torch.manual_seed(0)
+    model = DLQP(hidden=8, blocks=1).double().eval()
+    temps = np.linspace(0.2, 0.34, 8)
+    t = torch.as_tensor(temps)[:, None]
+    assert DECIDING == P_METRIC == "mae_pressure"
+    with torch.no_grad():
+        np.testing.assert_allclose(PressureOf(model)(t), t**4 * model(t), rtol=1e-14)
+        np.testing.assert_allclose(hotqcd_pressure_gev4(t), t**4 * hotqcd_p_over_t4(t), rtol=1e-14)
+    settings = dataclasses.replace(QcdSettings.quick(), epsilons_gev=(0.005, 0.01), n_random=16)
+    p_err = temperature_errors(audit_temperatures(model, temps, settings, seed=3), temps)
+    big_p = temperature_errors(audit_temperatures(model, temps, settings, 3, P_METRIC), temps,
+                               P_METRIC)
+
+    def error(t_gev: np.ndarray, power: int) -> np.ndarray:
+        t_ = torch.as_tensor(t_gev)[:, None]
+        with torch.no_grad():
+            return (t_**power * (model(t_) - hotqcd_p_over_t4(t_))).abs()[:, 0].numpy()
+
+    np.testing.assert_allclose(big_p["clean_abs_error"], temps**4 * p_err["clean_abs_error"],
+                               rtol=1e-12)
+    t_req = t.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(
+        ((t_req**4 * (model(t_req) - hotqcd_p_over_t4(t_req))) ** 2).sum(), t_req)
+    for eps in settings.epsilons_gev:
+        k, sign = f"{eps:g}", big_p[f"fgsm_direction_{eps:g}"]
+        np.testing.assert_array_equal(sign, np.sign(grad[:, 0].numpy()))
+        fgsm_side, other_side = error(temps + sign * eps, 4), error(temps - sign * eps, 4)
+        np.testing.assert_allclose(big_p[f"fgsm_{k}"], fgsm_side, rtol=1e-12)
+        p_side = p_err[f"fgsm_direction_{k}"]
+        np.testing.assert_allclose(p_err[f"fgsm_{k}"], error(temps + p_side * eps, 0), rtol=1e-12)
+        random = big_p[f"random_sign_{k}"]
+        low, high = np.minimum(fgsm_side, other_side), np.maximum(fgsm_side, other_side)
+        assert np.all((random >= low * (1 - 1e-12)) & (random <= high * (1 + 1e-12)))
+        np.testing.assert_array_equal(big_p[f"random_exceeds_fgsm_{k}"], other_side > fgsm_side)
+
+
+def _fake_results(outcomes: dict[str, bool]) -> Results:
+    """Records of both readings where FGSM wins clearly (True) or loses (False)."""
+    records = []
+    for metric, fgsm_wins in outcomes.items():
+        fraction = {"mae": "fraction_random_exceeds_fgsm",
+                    "mae_pressure": "fraction_random_exceeds_fgsm_pressure"}[metric]
+        records.append(Record("qcd", "dlqp", "clean", 0.0, metric, 1.0, n=57, kind="clean"))
+        for eps in (0.005, 0.01):
+            fgsm, frac = (2.0, 0.1) if fgsm_wins else (0.5, 0.9)
+            records += [
+                Record("qcd", "dlqp", "random_sign", eps, metric, 1.0, n=57, kind="random"),
+                Record("qcd", "dlqp", "fgsm", eps, metric, fgsm, n=57, kind="adversarial"),
+                Record("qcd", "dlqp", "fgsm", eps, metric, fgsm, n=57, kind="ratio",
+                       baseline="random_sign"),
+                Record("qcd", "dlqp", "fgsm", eps, fraction, frac, n=57, kind="adversarial",
+                       baseline="random_sign")]
+    return Results(records)
+
+
+@pytest.mark.parametrize("pressure_wins", [True, False])
+def test_verdict_is_decided_by_the_pressure_reading(pressure_wins: bool) -> None:
+    results = _fake_results({"mae": not pressure_wins, "mae_pressure": pressure_wins})
+    verdict = _verdict(results, 300, "At T = 0.2400 GeV: ...")
+    assert verdict.outcome == ("reproduced" if pressure_wins else "not reproduced")
+    diagnostic = "not reproduced" if pressure_wins else "reproduced"
+    assert f"Diagnostic p/T⁴ reading (does not decide): {diagnostic}." in verdict.detail
+    assert verdict.ours.startswith("mean |ΔP| (GeV⁴)")
+    assert "Diagnostic: mean |Δp/T⁴|" in verdict.ours
+    assert "0.2400 GeV" in verdict.detail and "pressure" in verdict.criterion
+
+
 def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     settings = dataclasses.replace(QcdSettings.quick(), epochs=300, n_dense=60)
     out = run_qcd(CaseOptions(output=tmp_path, quick=True, seed=1), settings)
@@ -137,3 +218,22 @@ def test_quick_run_writes_results_figures_and_report(tmp_path) -> None:
     notes = " ".join(res.metadata["notes"])
     assert "ε/T⁴" in notes and "Stand-in" in notes
     assert len(out.summary) == 3  # header + one row per eps
+    # The pressure reading (GeV⁴) beside p/T⁴: P = T⁴·p/T⁴ at the clean temperatures.
+    temps = res.per_sample["attack_temperature_gev"]
+    np.testing.assert_allclose(res.samples("clean", 0.0, "mae_pressure")[:, 0],
+                               temps**4 * res.samples("clean", 0.0, "mae")[:, 0], rtol=1e-12)
+    for eps in (0.005, 0.01):
+        for attack, kind in (("random_sign", "random"), ("fgsm", "adversarial"), ("fgsm", "ratio")):
+            assert np.isfinite(res.value(metric="mae_pressure", attack=attack, epsilon=eps,
+                                         kind=kind))
+        flags = (res.samples("random_sign", eps, "mae_pressure")
+                 > res.samples("fgsm", eps, "mae_pressure"))
+        assert res.value(metric="fraction_random_exceeds_fgsm_pressure",
+                         epsilon=eps) == flags.mean()
+    assert res.metadata["deciding_metric"] == "mae_pressure"
+    assert res.metadata["units"]["mae_pressure"] == "GeV^4"
+    assert verdict["ours"].startswith("mean |ΔP| (GeV⁴)") and "p/T⁴" in verdict["detail"]
+    assert "At T = 0.2400 GeV" in verdict["detail"] and "At T = 0.2400 GeV" in notes
+    assert "pressure" in verdict["criterion"]
+    header = (tmp_path / "tables" / "qcd_errors_vs_temperature.csv").read_text().splitlines()[0]
+    assert "pressure_fgsm_0.01" in header and "fgsm_0.01" in header

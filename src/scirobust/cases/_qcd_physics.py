@@ -7,7 +7,9 @@ GeV⁴; the lattice literature quotes (and the case plots) the ratios ``p/T⁴``
 Eq. 16 and Table III; valid 130–400 MeV); `ln_z_over_v` the ideal gas of quasi-gluons and
 quasi-quarks with temperature-dependent masses (Gauss–Laguerre quadrature, differentiable in
 the masses and in ``T``); `thermodynamics` gives ``P``, ``ε`` (autograd) and ``s`` from it.
-`DLQP` is the deep-learning quasi-particle model: that gas with masses from three MLPs.
+`DLQP` is the deep-learning quasi-particle model: that gas with masses from three MLPs;
+`PressureOf` turns its ``p/T⁴`` into the pressure ``P`` (GeV⁴), the paper's attacked quantity;
+`fit_pressure` trains it, `fit_quality`, `error_along_t`, `plot_eos` and `plot_masses` read it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from rich.progress import track
 from torch import Tensor, nn
+
+from scirobust.report import COLORS
 
 # --------------------------------------------------------------------------- HotQCD 2014
 HOTQCD_TC_GEV = 0.154
@@ -178,3 +184,108 @@ class DLQP(nn.Module):
     def thermodynamics(self, temperature_gev: Tensor) -> dict[str, Tensor]:
         """p/T⁴, ε/T⁴, s/T³ (and P, ε in GeV⁴) with ε from autograd (detached)."""
         return thermodynamics(self.ln_z_over_v, temperature_gev)
+
+
+# --------------------------------------------------------------------------- pressure reading
+def hotqcd_pressure_gev4(temperature_gev: Tensor) -> Tensor:
+    """HotQCD 2014 pressure ``P = T⁴ · (p/T⁴)`` in GeV⁴ at ``temperature_gev`` (GeV)."""
+    return temperature_gev**4 * hotqcd_p_over_t4(temperature_gev)
+
+
+class PressureOf(nn.Module):
+    """Wrap a ``T → p/T⁴`` model into ``T → P = T⁴ · (p/T⁴)`` (GeV⁴): the paper's quantity."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, temperature_gev: Tensor) -> Tensor:
+        return temperature_gev**4 * self.model(temperature_gev)
+
+
+def fit_quality(model: DLQP,
+                t: Tensor) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """Model and HotQCD p/T⁴, ε/T⁴ and the masses at temperatures ``t`` (GeV, (N, 1)), and
+    the absolute and relative errors of p (trained) and ε (predicted)."""
+    thermo = model.thermodynamics(t)
+    with torch.no_grad():
+        masses = model.masses(t).cpu().numpy()
+    dense = {"t_gev": t, "p_model": thermo["p_over_t4"], "e_model": thermo["e_over_t4"],
+             "p_ref": hotqcd_p_over_t4(t), "e_ref": hotqcd_e_over_t4(t).detach()}
+    dense = {k: v[:, 0].cpu().numpy() for k, v in dense.items()} | {"masses_gev": masses}
+    fit = {}
+    for q in ("p", "e"):
+        diff = dense[f"{q}_model"] - dense[f"{q}_ref"]
+        rel = diff / dense[f"{q}_ref"]
+        fit[q] = {"rms_abs": float(np.sqrt(np.mean(diff**2))), "max_abs": float(np.abs(diff).max()),
+                  "rms_rel": float(np.sqrt(np.mean(rel**2))), "max_rel": float(np.abs(rel).max())}
+    return dense, fit
+
+
+def fit_pressure(model: nn.Module, t_train: Tensor, epochs: int, learning_rate: float,
+                 final_learning_rate: float, quiet: bool = True) -> float:
+    """Train ``model`` (T → p/T⁴) on HotQCD p/T⁴ at ``t_train`` (GeV, (N, 1)): full-batch
+    Adam, cosine lr; leaves it in eval mode and returns the final p/T⁴ RMSE."""
+    p_train = hotqcd_p_over_t4(t_train)
+    opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(epochs, 1),
+                                                       eta_min=final_learning_rate)
+    for _ in range(epochs) if quiet else track(range(epochs), description="training DLQP"):
+        opt.zero_grad(set_to_none=True)
+        ((model(t_train) - p_train) ** 2).mean().backward()
+        opt.step()
+        sched.step()
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    with torch.no_grad():
+        return float(((model(t_train) - p_train) ** 2).mean().sqrt())
+
+
+def error_along_t(model: nn.Module, t_c: float, half: float, power: int = 0,
+                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray, float]:
+    """``|T^power · Δ(p/T⁴)|`` against HotQCD (power 4: ``|ΔP|`` in GeV⁴) at 201 temperatures
+    in ``t_c ± half`` (GeV), and its slope at ``t_c`` (per GeV): the loss along the input."""
+    t_line = torch.linspace(t_c - half, t_c + half, 201, dtype=torch.float64)[:, None].to(device)
+    t_point = torch.tensor([[t_c]], dtype=torch.float64, device=device, requires_grad=True)
+
+    def error(t: Tensor) -> Tensor:
+        return (t**power * (model(t) - hotqcd_p_over_t4(t))).abs()
+
+    with torch.enable_grad():
+        (slope,) = torch.autograd.grad(error(t_point).sum(), t_point)
+    with torch.no_grad():
+        line = error(t_line)[:, 0].cpu().numpy()
+    return t_line[:, 0].cpu().numpy(), line, float(slope)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_eos(fig: Figure, dense: dict[str, np.ndarray], t_train: np.ndarray) -> None:
+    """Paper Fig. 5B: model and HotQCD p/T⁴ (trained) and ε/T⁴ (predicted) from `fit_quality`'s
+    ``dense`` columns, the training temperatures (GeV) and the differences below."""
+    t_mev = dense["t_gev"] * 1e3
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    for q, name, what, c_ref, c_model in (("p", "p/T⁴", "trained", COLORS.clean, COLORS.fgsm),
+                                          ("e", "ε/T⁴", "predicted", COLORS.random, COLORS.orange)):
+        top.plot(t_mev, dense[f"{q}_ref"], color=c_ref, lw=1.5, label=f"HotQCD 2014 {name}")
+        top.plot(t_mev, dense[f"{q}_model"], color=c_model, lw=1.5, ls="--",
+                 label=f"DLQP {name} ({what})")
+        bottom.plot(t_mev, dense[f"{q}_model"] - dense[f"{q}_ref"], color=c_model,
+                    label=f"Δ({name})")
+    top.plot(t_train * 1e3, hotqcd_p_over_t4(torch.as_tensor(t_train)).numpy(), "o", ms=3,
+             color=COLORS.clean, mfc="none", label="training temperatures")
+    top.set(ylabel="p/T⁴, ε/T⁴", title="DLQP model vs HotQCD parametrisation")
+    top.legend(fontsize=8, loc="lower right")
+    bottom.axhline(0, color=COLORS.grey, lw=0.8)
+    bottom.set(xlabel="T (MeV)", ylabel="model − HotQCD")
+    bottom.legend(fontsize=8)
+
+
+def plot_masses(fig: Figure, dense: dict[str, np.ndarray]) -> None:
+    """The quasi-particle masses (GeV) learned by the three MLPs against T (MeV)."""
+    t_mev, colours = dense["t_gev"] * 1e3, (COLORS.clean, COLORS.random, COLORS.fgsm)
+    ax = fig.subplots()
+    for i, (name, colour) in enumerate(zip(DLQP.species, colours, strict=True)):
+        ax.plot(t_mev, dense["masses_gev"][:, i], color=colour, label=f"m_{name}")
+    ax.set(xlabel="T (MeV)", ylabel="quasi-particle mass (GeV)",
+           title="Learned quasi-particle masses")
+    ax.legend(fontsize=8)
