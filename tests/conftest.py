@@ -5,6 +5,8 @@ Everything here is deliberately small: the suite runs on a shared two-core machi
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 from torch import nn
@@ -89,3 +91,16 @@ def trained_mlp(blobs: tuple[torch.Tensor, torch.Tensor]) -> nn.Module:
     """A small MLP trained on `blobs`; tests must not modify it (the attacks must not either)."""
     x, y = blobs
     return train_mlp(x, y)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a connection fails the test (use with
+    ``pytestmark = pytest.mark.usefixtures("no_network")``; not autouse, since the
+    distributed tests talk to localhost)."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
