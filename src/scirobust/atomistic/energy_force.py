@@ -34,7 +34,13 @@ from scirobust.atomistic.potential import DTYPE
 from scirobust.audit import audit
 from scirobust.budget import Budget
 from scirobust.errors import DataError
-from scirobust.metrics import Metric, Reduced, Reduction
+from scirobust.metrics import (
+    Metric,
+    Reduced,
+    Reduction,
+    _mean_and_se,
+    _sqrt_with_se,
+)
 from scirobust.results import Results
 from scirobust.sweep import Sweep, SweepOptions
 
@@ -244,23 +250,15 @@ def _force_sq(output: Tensor, truth: Tensor) -> Tensor:
     return ((_split(output)[1] - _split(truth)[1]) ** 2).mean(dim=1, keepdim=True).double()
 
 
-def _mean_se(c: np.ndarray) -> tuple[float, float]:
-    n = c.shape[0]
-    se = float(c.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    return float(c.mean()), se
-
-
 def _rms(name: str) -> Callable[[np.ndarray], Reduced]:
     def reduce(c: np.ndarray) -> Reduced:
-        mean, se = _mean_se(c[:, 0])
-        root = float(np.sqrt(mean))
-        return [Reduction(name, root, se / (2 * root) if root > 0 else float("nan"))]
+        return [Reduction(name, *_sqrt_with_se(*_mean_and_se(c[:, 0])))]
     return reduce
 
 
 def _ms(name: str) -> Callable[[np.ndarray], Reduced]:
     def reduce(c: np.ndarray) -> Reduced:
-        return [Reduction(name, *_mean_se(c[:, 0]))]
+        return [Reduction(name, *_mean_and_se(c[:, 0]))]
     return reduce
 
 
