@@ -544,3 +544,59 @@ def test_random_controls_alone_do_not_warn_about_zero_gradients() -> None:
         warnings.simplefilter("always")
         audit(model, x, own, epsilons=[0.1], attacks=["random_sign"], n_random=2)
     assert not any("zero input-gradient" in str(w.message) for w in caught)
+
+
+class _MemoryLimited(nn.Module):
+    """A model that raises the GPU's out-of-memory error above ``limit`` rows per call, as a
+    CUDA model does when a batch does not fit (the error type torch raises there)."""
+
+    def __init__(self, inner: nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner, self.limit, self.largest = inner, limit, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        self.largest = max(self.largest, x.shape[0])
+        return self.inner(x)
+
+
+def _values(results, attack: str) -> np.ndarray:
+    return np.array([r.value for r in results if r.attack == attack and r.kind != "ratio"])
+
+
+def test_out_of_memory_halves_the_batch_keeps_it_small_and_says_so() -> None:
+    model, x, y = _regression_problem(40)
+    options = dict(attacks=["random_sign", "fgsm", "bim"], epsilons=[0.1, 0.3], n_random=3,
+                   batch_size=16, seed=3)
+    plain = audit(model, x, y, **options)
+    limited = _MemoryLimited(model, limit=5)
+    split = audit(limited, x, y, **options)
+    assert limited.largest <= 5
+    assert any("Out of device memory at 16 samples per batch" in w
+               for w in split.metadata["warnings"])
+    # Deterministic attacks give the same per-sample values in any batch split.
+    for attack in ("clean", "fgsm", "bim"):
+        np.testing.assert_allclose(_values(split, attack), _values(plain, attack), rtol=1e-6)
+    assert np.isfinite(_values(split, "random_sign")).all()
+
+
+def test_out_of_memory_at_one_sample_is_a_clear_error() -> None:
+    model, x, y = _regression_problem(8)
+    with pytest.raises(DataError, match="One sample does not fit"):
+        audit(_MemoryLimited(model, limit=0), x, y, epsilons=[0.1], batch_size=4)
+
+
+def test_draws_in_one_forward_pass_match_separate_passes() -> None:
+    model, x, y = _regression_problem(30)
+    options = dict(attacks=["random_sign", "random_gaussian", "fgsm"], epsilons=[0.05, 0.2],
+                   n_random=4, batch_size=8, keep_perturbed=True)
+    separate = audit(model, x, y, batch_draws=False, **options)
+    counting = _MemoryLimited(model, limit=10**6)
+    batched = audit(counting, x, y, batch_draws=True, **options)
+    assert counting.largest == 4 * 8  # the draws of a batch went through together
+    for a, b in zip(separate.records, batched.records, strict=True):
+        assert (a.attack, a.epsilon, a.metric) == (b.attack, b.epsilon, b.metric)
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-5)
+    for key, p in separate.perturbed.items():
+        assert torch.equal(p.inputs, batched.perturbed[key].inputs)  # same random draws

@@ -30,6 +30,7 @@ from scirobust import objectives as obj
 from scirobust._hashing import fingerprint_tensors, stable_int
 from scirobust.attacks import attack as run_attack
 from scirobust.attacks import get_spec, input_gradient, preserved_model_state, skip_randomness
+from scirobust.budget import Budget
 from scirobust.errors import ConfigError, DataError
 from scirobust.metrics import DEFAULT_METRICS, Metric, Reduction, resolve_metric
 from scirobust.results import (
@@ -91,6 +92,16 @@ def _model_device(model: Any) -> torch.device:
         for tensor in [*model.parameters(), *model.buffers()]:
             return tensor.device
     return torch.device("cpu")
+
+
+_ONE_SAMPLE_OOM = ("One sample does not fit in the device's memory (out of memory at batch "
+                   "size 1): use a smaller model or input, or run on the CPU (device='cpu').")
+
+
+def _free_device_memory() -> None:
+    """Return cached blocks to the GPU after an out-of-memory error, before retrying."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _check_arguments(model: Any, inputs: Tensor, targets: Tensor | None, task: str,
@@ -472,16 +483,70 @@ def audit(
         assert targets is not None
         return targets[sl].to(device)
 
-    def evaluate(xb: Tensor, sl: slice) -> _Part:
+    def evaluate(xb: Tensor, sl: slice, budget_now: Budget, out: Tensor | None = None) -> _Part:
         """Metric components, kept flags (and outputs, inputs) of one perturbed batch."""
-        with preserved_model_state(model), torch.no_grad():
-            out = on(sl)(xb)
+        if out is None:
+            with preserved_model_state(model), torch.no_grad():
+                out = on(sl)(xb)
         ref = truth(xb, sl)
         comps = {m.name: m.components(out, ref).double().cpu().numpy() for m in metric_objs}
         kept = budget_now.inside(xb).cpu().numpy()
         if not keep_perturbed:
             return _Part(comps, kept)
         return _Part(comps, kept, out.detach().cpu().numpy(), xb.detach().cpu().numpy())
+
+    def attack_batch(run: AttackRun | None, sl: slice, gens: list[torch.Generator],
+                     budget_now: Budget) -> list[_Part]:
+        """One batch of one cell: the part of every draw."""
+        xb = inputs[sl].to(device)
+        if run is None:
+            return [evaluate(xb, sl, budget_now)]
+        objective_now = objective_for(run, sl)
+        first = None
+        if run.key in shared_gradient_runs:
+            first = shared_gradients.get((run.key, sl.start, sl.stop))
+            if first is None:
+                first = input_gradient(on(sl), xb, objective_now)
+                shared_gradients[(run.key, sl.start, sl.stop)] = first
+        xs = [run_attack(on(sl), xb, objective_now, budget_now, run.name, generator=gen,
+                         first_gradient=first, **run.options()) for gen in gens]
+        if len(xs) == 1 or not batch_draws:
+            return [evaluate(x, sl, budget_now) for x in xs]
+        # All draws of the batch in one forward pass (sweep.batch_draws; CUDA by default).
+        repeat = len(xs)
+        stacked = (_WithSideInputs(model, {k: torch.cat([v[sl].to(device)] * repeat)
+                                           for k, v in side.items()}) if side else model)
+        with preserved_model_state(model), torch.no_grad():
+            outs = stacked(torch.cat(xs)).split(xb.shape[0])
+        return [evaluate(x, sl, budget_now, out) for x, out in zip(xs, outs, strict=True)]
+
+    def batch_parts(run: AttackRun | None, sl: slice, gens: list[torch.Generator],
+                    budget_now: Budget) -> list[_Part]:
+        """`attack_batch`, split in halves while the GPU runs out of memory (the smaller
+        size is kept for the rest of the sweep, and the user is told)."""
+        rows = sl.stop - sl.start
+        if memory["rows"] is not None and rows > memory["rows"]:
+            step = int(memory["rows"])
+            chunks = [batch_parts(run, slice(a, min(a + step, sl.stop)), gens, budget_now)
+                      for a in range(sl.start, sl.stop, step)]
+            return [_Part.concatenate(list(p)) for p in zip(*chunks, strict=True)]
+        states = [gen.get_state() for gen in gens]
+        try:
+            return attack_batch(run, sl, gens, budget_now)
+        except torch.OutOfMemoryError:
+            if rows == 1:
+                raise DataError(_ONE_SAMPLE_OOM) from None
+            _free_device_memory()
+            memory["rows"] = rows // 2
+            notes.append(
+                f"Out of device memory at {rows} samples per batch"
+                f"{f' × {len(gens)} draws' if batch_draws and len(gens) > 1 else ''}; "
+                f"continuing with {rows // 2}. Set batch_size={rows // 2} to start there; "
+                "random draws from here on differ from an unsplit run's."
+            )
+            for gen, state in zip(gens, states, strict=True):
+                gen.set_state(state)
+            return batch_parts(run, sl, gens, budget_now)
 
     slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     base_key = {
@@ -494,14 +559,28 @@ def audit(
     }
     cache = sweep.cache_dir / "cells" if sweep.cache_dir is not None else None
 
-    # checks on the first clean batch
-    first = inputs[slices[0]].to(device)
-    first_objective = build_objective(
-        targets[slices[0]].to(device) if targets is not None else None
-    )
-    checks, notes, behaviour = _run_checks(on(slices[0]), first, first_objective, task,
-                                           needs_gradient=bool(sweep.adversarial_runs))
+    # checks on the first clean batch (halved while it does not fit in device memory)
+    memory: dict[str, int | None] = {"rows": None}  # batch rows that fit after an OOM
+    check_rows = slices[0].stop
+    while True:
+        head = slice(0, check_rows)
+        first_objective = build_objective(
+            targets[head].to(device) if targets is not None else None
+        )
+        try:
+            checks, notes, behaviour = _run_checks(
+                on(head), inputs[head].to(device), first_objective, task,
+                needs_gradient=bool(sweep.adversarial_runs))
+            break
+        except torch.OutOfMemoryError:
+            if check_rows == 1:
+                raise DataError(_ONE_SAMPLE_OOM) from None
+            _free_device_memory()
+            check_rows = memory["rows"] = check_rows // 2
     base_key["behaviour"] = behaviour
+    if memory["rows"] is not None:
+        notes.append(f"Out of device memory at {slices[0].stop} samples per batch; continuing "
+                     f"with {memory['rows']}. Set batch_size={memory['rows']} to start there.")
     checks_notes = list(notes)
     for note in notes:
         warnings.warn(note, stacklevel=2)
@@ -515,7 +594,10 @@ def audit(
         and (r.steps or get_spec(r.name).steps) == 1
         and not (get_spec(r.name).random_start if r.random_start is None else r.random_start)
     }
-    shared_gradients: dict[tuple[str, int], Tensor] = {}
+    shared_gradients: dict[tuple[str, int, int], Tensor] = {}
+    # Draws in one forward pass pay off on a GPU; on the CPU they save nothing and would
+    # change the last bits of the outputs (another matrix shape), so only CUDA does it.
+    batch_draws = (device.type == "cuda") if sweep.batch_draws is None else sweep.batch_draws
     results = Results()
     error_like: set[str] = set()
     reused = 0
@@ -543,28 +625,19 @@ def audit(
             if cell is not None:
                 reused += 1
             else:
-                per_draw: list[_Part] = []
-                for draw in range(draws):
-                    gen = sweep.generator(label, eps, draw)
-                    parts: dict[int, _Part] = {}
-                    for i, sl in enumerate(slices):
-                        xb = inputs[sl].to(device)
-                        if i % world != rank:  # another process's batch: stay in step
-                            if run is not None:
-                                skip_randomness(xb, run.name, budget_now, gen, **run.options())
-                            continue
+                gens = [sweep.generator(label, eps, draw) for draw in range(draws)]
+                by_draw: list[dict[int, _Part]] = [{} for _ in range(draws)]
+                for i, sl in enumerate(slices):
+                    if i % world != rank:  # another process's batch: stay in step
                         if run is not None:
-                            objective_now = objective_for(run, sl)
-                            first = None
-                            if run.key in shared_gradient_runs:
-                                first = shared_gradients.get((run.key, i))
-                                if first is None:
-                                    first = input_gradient(on(sl), xb, objective_now)
-                                    shared_gradients[(run.key, i)] = first
-                            xb = run_attack(on(sl), xb, objective_now, budget_now, run.name,
-                                            generator=gen, first_gradient=first,
-                                            **run.options())
-                        parts[i] = evaluate(xb, sl)
+                            xb = inputs[sl].to(device)
+                            for gen in gens:
+                                skip_randomness(xb, run.name, budget_now, gen, **run.options())
+                        continue
+                    for draw, part in enumerate(batch_parts(run, sl, gens, budget_now)):
+                        by_draw[draw][i] = part
+                per_draw = []
+                for parts in by_draw:
                     parts = distributed.gather_parts(parts, world)
                     per_draw.append(_Part.concatenate([parts[i] for i in range(len(slices))]))
                 cell = _Cell(

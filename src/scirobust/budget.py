@@ -183,10 +183,12 @@ class Budget:
 
     @staticmethod
     def _check_broadcast(value: Tensor, sample: torch.Size, name: str) -> None:
-        try:
-            ok = torch.broadcast_shapes(value.shape, sample) == sample
-        except RuntimeError:
-            ok = False
+        # Plain shape arithmetic: torch.broadcast_shapes goes through Python reference code
+        # that cost ~0.1 ms per attack call, a tenth of a small model's whole FGSM step.
+        shape = tuple(value.shape)
+        ok = len(shape) <= len(sample) and all(
+            dim in (1, want) for dim, want in zip(reversed(shape), reversed(sample), strict=False)
+        )
         if not ok:
             raise BudgetError(
                 f"Budget.{name} has shape {tuple(value.shape)}, which does not broadcast to "
@@ -347,7 +349,7 @@ class Ball:
     def step(self, grad: Tensor, fraction: float) -> Tensor:
         """Steepest-ascent step of length ``fraction`` of the budget (input units)."""
         if self.linf_radius is not None:
-            return fraction * self.linf_radius * grad.sign()
+            return grad.sign().mul_(fraction * self.linf_radius)
         assert self.l2_unit is not None and self.l2_free is not None
         scaled_grad = grad * self.l2_unit * self.l2_free
         norm = _per_sample_norm(scaled_grad).clamp_min(_TINY)
@@ -359,7 +361,8 @@ class Ball:
         if self.mask is not None:
             delta = delta * self.mask
         if self.linf_radius is not None:
-            delta = torch.maximum(torch.minimum(delta, self.linf_radius), -self.linf_radius)
+            # radius >= 0, so clamp(δ, −r, r) equals max(min(δ, r), −r) bit for bit, in one pass.
+            delta = delta.clamp_(-self.linf_radius, self.linf_radius)
         else:
             assert self.l2_unit is not None and self.l2_free is not None
             z = torch.where(
@@ -369,5 +372,5 @@ class Ball:
             delta = z * factor * self.l2_unit
         x = self.x0 + delta
         if self.lower is not None and self.upper is not None:
-            x = torch.maximum(torch.minimum(x, self.upper), self.lower)
+            x = x.clamp_(self.lower, self.upper)  # lower <= upper is checked by Budget
         return x

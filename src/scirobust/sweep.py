@@ -110,6 +110,7 @@ class SweepOptions(TypedDict, total=False):
     device: str | torch.device | None
     cache_dir: str | Path | None
     distributed: bool
+    batch_draws: bool | None
 
 
 SWEEP_FIELDS = frozenset(SweepOptions.__annotations__)
@@ -135,6 +136,9 @@ class Sweep:
         distributed: shard the batches across the processes of the ``torch.distributed``
             process group (launched by ``torchrun``); records stay identical to one process
             (see `scirobust.distributed`).
+        batch_draws: evaluate all ``n_random`` draws of a batch in one forward pass (memory:
+            ``n_random`` × the batch). None: on CUDA only; on the CPU it saves no work and
+            would change the last bits of the outputs (another matrix shape).
     """
 
     epsilons: tuple[float, ...]
@@ -147,6 +151,7 @@ class Sweep:
     device: str | None = None
     cache_dir: Path | None = None
     distributed: bool = False
+    batch_draws: bool | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the fields once, here
@@ -184,6 +189,9 @@ class Sweep:
                 raise ConfigError(f"{name} must be an integer >= 1; got {value!r}.")
         if not isinstance(self.distributed, bool):
             raise ConfigError(f"distributed must be True or False; got {self.distributed!r}.")
+        if self.batch_draws is not None and not isinstance(self.batch_draws, bool):
+            raise ConfigError(f"batch_draws must be True, False or None (CUDA only); got "
+                              f"{self.batch_draws!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer; got {self.seed!r}.")
         if self.device is not None:

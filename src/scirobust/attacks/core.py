@@ -196,12 +196,14 @@ def _first_gradient(model: Model, objective: Objective, x: Tensor,
     output, loss, grad = _loss_and_grad(model, objective, x)
     if clean_start:
         _refuse_own_prediction(objective, output)
-    if not torch.isfinite(grad).all():
+    # One reduction instead of an elementwise pass: a finite gradient has a finite sum unless
+    # the sum overflows, which the exact check then rules out.
+    if not torch.isfinite(grad.sum()) and not torch.isfinite(grad).all():
         raise AttackError(
             "The input-gradient contains NaN or Inf; check the model and objective for "
             "operations that are not differentiable at these inputs (sqrt(0), log(0))."
         )
-    if (loss == 0).all() and (grad == 0).all():
+    if not loss.any() and not grad.any():
         raise ObjectiveError(
             "The objective and its input-gradient are exactly zero for every sample: "
             "the target is probably the model's own prediction. Use the ground truth or "
