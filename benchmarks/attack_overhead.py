@@ -21,6 +21,7 @@ interleaved (A, B, C, A, B, C, …) so load drifts hit all alike; medians are re
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ def cnn() -> nn.Module:
 def mlp(widths: tuple[int, ...]) -> nn.Module:
     """A tanh MLP, typical of scientific surrogates."""
     layers: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:], strict=True):
+    for a, b in itertools.pairwise(widths):
         layers += [nn.Linear(a, b), nn.Tanh()]
     return nn.Sequential(*layers[:-1])
 
@@ -78,13 +79,13 @@ def _never_adversarial_class() -> type:
     class NeverAdversarial(fb.criteria.Misclassification):
         """Carries regression targets through Foolbox; no output counts as a success."""
 
-        def __call__(self, perturbed, outputs):  # noqa: ANN001, ANN204
+        def __call__(self, perturbed, outputs):
             return ep.astensor(outputs).sum(axis=1) != ep.astensor(outputs).sum(axis=1)
 
     return NeverAdversarial
 
 
-def _NeverAdversarial(y: Tensor) -> object:  # noqa: N802
+def _NeverAdversarial(y: Tensor) -> object:
     return _never_adversarial_class()(y)
 
 
@@ -148,8 +149,8 @@ def peer_paths(model: nn.Module, x: Tensor, y: Tensor, classifier: bool, steps: 
             cls = base
         else:  # the workaround: Foolbox's loss is cross-entropy; use the MSE to the targets
             class cls(base):  # type: ignore[no-redef,valid-type,misc]
-                def get_loss_fn(self, model, labels):  # noqa: ANN001, ANN202
-                    def loss_fn(inputs):  # noqa: ANN001, ANN202
+                def get_loss_fn(self, model, labels):
+                    def loss_fn(inputs):
                         return ((model(inputs) - labels) ** 2).mean(axis=1).sum()
                     return loss_fn
         kwargs = {} if steps == 1 else dict(abs_stepsize=alpha, steps=steps, random_start=False)
