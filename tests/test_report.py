@@ -357,3 +357,24 @@ def test_headlines_quote_the_last_step(tmp_path: Path) -> None:
     text = write_report(Results(recs), tmp_path).read_text(encoding="utf-8")
     summary = text[text.index("<h2>Summary</h2>"):text.index("<table")]
     assert "at step 4 under fgsm is 2.5" in summary and "at step 1" not in summary
+
+
+def test_readme_verdict_column_is_filled_from_a_summary(tmp_path: Path) -> None:
+    from scirobust.report.index import fill_verdict_column, verdict_cells
+
+    summary = tmp_path / "summary.csv"
+    summary.write_text(
+        "case,paper,status,case_outcome,claim,paper_numbers,our_numbers,criterion,outcome,"
+        "detail,mode,wall_time_s,report\n"
+        "qcd,000,finished,partly,a,1,2,c,reproduced,,full,683.4,qcd/report.html\n"
+        "qcd,000,finished,partly,b,1,2,c,not reproduced,,full,683.4,qcd/report.html\n"
+        "sio2,002,failed,,,,,,,MemoryError: boom,full,,\n")
+    cells = verdict_cells(summary)
+    assert cells["qcd"] == "partly (1 of 2 claims reproduced; full, 683 s)"
+    assert cells["sio2"].startswith("failed (MemoryError")
+    readme = ("text | not a table\n\n| case | paper | verdict |\n|---|---|---|\n"
+              "| `qcd` | 000 | — |\n| `poisson` | 000 | — |\n\n| `qcd` | other table |\n")
+    filled = fill_verdict_column(readme, cells)
+    assert "| `qcd` | 000 | partly (1 of 2 claims reproduced; full, 683 s) |" in filled
+    assert "| `poisson` | 000 | — |" in filled  # not in the summary: unchanged
+    assert "| `qcd` | other table |" in filled  # a table without the column: unchanged

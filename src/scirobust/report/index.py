@@ -19,7 +19,8 @@ from typing import Any
 
 from scirobust.results import atomic_write_text
 
-__all__ = ["CaseEntry", "read_entry", "read_json_record", "write_index"]
+__all__ = ["CaseEntry", "fill_verdict_column", "read_entry", "read_json_record", "verdict_cells",
+           "write_index"]
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#1a1a1a}table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;
@@ -117,3 +118,46 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
     path = root / "index.html"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def verdict_cells(summary_csv: Path) -> dict[str, str]:
+    """One Markdown cell per case from a ``summary.csv``: the case's outcome, the count of
+    its claims per outcome, the mode and the run time, e.g. ``partly (2 of 3 claims
+    reproduced; full, 683 s)``. Quick-mode rows say so: only full runs decide the README."""
+    cases: dict[str, list[dict[str, str]]] = {}
+    with summary_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            cases.setdefault(row["case"], []).append(row)
+    cells = {}
+    for name, rows in cases.items():
+        first = rows[0]
+        if first["status"] != "finished":
+            cells[name] = f"{first['status']} ({first['detail'][:60]})"
+            continue
+        outcomes = [r["outcome"] for r in rows if r["outcome"]]
+        done = sum(o == "reproduced" for o in outcomes)
+        seconds = f", {float(first['wall_time_s']):.0f} s" if first["wall_time_s"] else ""
+        cells[name] = (f"{first['case_outcome'] or 'no verdict'} ({done} of {len(outcomes)} "
+                       f"claims reproduced; {first['mode']}{seconds})")
+    return cells
+
+
+def fill_verdict_column(markdown: str, cells: dict[str, str], header: str = "verdict") -> str:
+    """``markdown`` with the ``header`` column of every table row whose first cell is a
+    back-quoted case name replaced by that case's cell (other rows are left as they are)."""
+    lines = markdown.split("\n")
+    column: int | None = None
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            column = None
+            continue
+        parts = line.split("|")
+        names = [p.strip() for p in parts]
+        if column is None and header in names:
+            column = names.index(header)
+            continue
+        case = names[1].strip("`") if len(names) > 2 else ""
+        if column is not None and case in cells and len(parts) > column:
+            parts[column] = f" {cells[case]} "
+            lines[i] = "|".join(parts)
+    return "\n".join(lines)

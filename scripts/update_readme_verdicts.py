@@ -1,0 +1,45 @@
+"""Fill the README's reproduction table (column ``verdict``) from a `reproduce all` folder.
+
+    scirobust reproduce all --output runs/full          # full scale, every case
+    python scripts/update_readme_verdicts.py runs/full   # rewrites README.md in place
+
+Only the verdict cells of cases present in ``DIR/summary.csv`` change; quick-mode rows are
+refused unless ``--allow-quick`` (the README quotes full runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from scirobust.report.index import fill_verdict_column, verdict_cells
+from scirobust.results import atomic_write_text
+
+
+def main() -> int:
+    """Rewrite the README's verdict column; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path, help="a `scirobust reproduce all` output folder")
+    parser.add_argument("--readme", type=Path, default=Path(__file__).parents[1] / "README.md")
+    parser.add_argument("--allow-quick", action="store_true")
+    args = parser.parse_args()
+    summary = args.folder / "summary.csv"
+    if not summary.is_file():
+        print(f"{summary} not found: run `scirobust reproduce all --output {args.folder}` "
+              "first.", file=sys.stderr)
+        return 2
+    with summary.open(newline="") as handle:
+        quick = sorted({r["case"] for r in csv.DictReader(handle) if r["mode"] == "quick"})
+    if quick and not args.allow_quick:
+        print(f"quick-mode rows for {', '.join(quick)}: the README quotes full runs "
+              "(pass --allow-quick to fill them anyway).", file=sys.stderr)
+        return 2
+    text = args.readme.read_text()
+    atomic_write_text(args.readme, fill_verdict_column(text, verdict_cells(summary)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
