@@ -17,7 +17,7 @@ import types
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -368,6 +368,152 @@ def _pool(cell: _Cell, metric: Metric) -> tuple[list[Reduction], int, int,
     return reduced, int(ever.sum()), n_dropped, spread
 
 
+def _bound(model: Any, side: Mapping[str, Tensor], sl: slice, device: torch.device,
+           repeat: int = 1) -> Any:
+    """The model of one batch: with that batch's side inputs bound (``repeat`` times, for
+    draws stacked in one pass), if any."""
+    if not side:
+        return model
+    return _WithSideInputs(model, {k: torch.cat([v[sl].to(device)] * repeat) if repeat > 1
+                                   else v[sl].to(device) for k, v in side.items()})
+
+
+@dataclass
+class _Batches:
+    """How `audit` attacks and measures one batch of one cell: the model and data, metrics,
+    objectives, the one-step gradients shared across eps, and the batch size that fits in
+    device memory after an out-of-memory error."""
+
+    model: Any
+    inputs: Tensor
+    targets: Tensor | None
+    side: dict[str, Tensor]
+    device: torch.device
+    task: str
+    reference: Reference | None
+    metrics: list[Metric]
+    build_objective: Callable[[Tensor | None], obj.Objective]
+    target_labels: Tensor | None
+    keep_perturbed: bool
+    batch_draws: bool
+    shared_runs: set[str] = field(default_factory=set)
+    shared_gradients: dict[tuple[str, int, int], Tensor] = field(default_factory=dict)
+    rows_that_fit: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def on(self, sl: slice, repeat: int = 1) -> Any:
+        """The model of one batch, with its side inputs bound."""
+        return _bound(self.model, self.side, sl, self.device, repeat)
+
+    def objective_for(self, run: AttackRun, sl: slice) -> obj.Objective | None:
+        """The attack objective of one batch (None for random controls)."""
+        spec = get_spec(run.name)
+        if spec.is_random:
+            return None
+        if spec.name == "illc":
+            return obj.least_likely()
+        if spec.name == "fgsm_targeted":
+            assert self.target_labels is not None
+            return obj.targeted(self.target_labels[sl].to(self.device))
+        return self.build_objective(
+            self.targets[sl].to(self.device) if self.targets is not None else None)
+
+    def truth(self, x: Tensor, sl: slice) -> Tensor:
+        """The true output at ``x``: the reference there, or the batch's targets."""
+        if self.reference is not None and self.task == "regression":
+            with torch.no_grad():
+                return self.reference(x)
+        assert self.targets is not None
+        return self.targets[sl].to(self.device)
+
+    def evaluate(self, xb: Tensor, sl: slice, budget: Budget, out: Tensor | None = None) -> _Part:
+        """Metric components, kept flags (and outputs, inputs) of one perturbed batch."""
+        if out is None:
+            with preserved_model_state(self.model), torch.no_grad():
+                out = self.on(sl)(xb)
+        ref = self.truth(xb, sl)
+        comps = {m.name: m.components(out, ref).double().cpu().numpy() for m in self.metrics}
+        kept = budget.inside(xb).cpu().numpy()
+        if not self.keep_perturbed:
+            return _Part(comps, kept)
+        return _Part(comps, kept, out.detach().cpu().numpy(), xb.detach().cpu().numpy())
+
+    def attack(self, run: AttackRun | None, sl: slice, gens: list[torch.Generator],
+               budget: Budget) -> list[_Part]:
+        """One batch of one cell: the part of every draw."""
+        xb = self.inputs[sl].to(self.device)
+        if run is None:
+            return [self.evaluate(xb, sl, budget)]
+        objective = self.objective_for(run, sl)
+        first = None
+        if run.key in self.shared_runs:
+            first = self.shared_gradients.get((run.key, sl.start, sl.stop))
+            if first is None:
+                first = input_gradient(self.on(sl), xb, objective)
+                self.shared_gradients[(run.key, sl.start, sl.stop)] = first
+        xs = [run_attack(self.on(sl), xb, objective, budget, run.name, generator=gen,
+                         first_gradient=first, **run.options()) for gen in gens]
+        if len(xs) == 1 or not self.batch_draws:
+            return [self.evaluate(x, sl, budget) for x in xs]
+        with preserved_model_state(self.model), torch.no_grad():
+            outs = self.on(sl, repeat=len(xs))(torch.cat(xs)).split(xb.shape[0])
+        return [self.evaluate(x, sl, budget, out) for x, out in zip(xs, outs, strict=True)]
+
+    def cell(self, run: AttackRun | None, budget: Budget, gens: list[torch.Generator],
+             slices: list[slice], rank: int, world: int) -> _Cell:
+        """Every batch of one cell, one draw per generator; sharded, each process does
+        batches ``i % world == rank`` and the parts are gathered."""
+        by_draw: list[dict[int, _Part]] = [{} for _ in gens]
+        for i, sl in enumerate(slices):
+            if i % world != rank:  # another process's batch: stay in step
+                if run is not None:
+                    xb = self.inputs[sl].to(self.device)
+                    for gen in gens:
+                        skip_randomness(xb, run.name, budget, gen, **run.options())
+                continue
+            for draw, part in enumerate(self.parts(run, sl, gens, budget)):
+                by_draw[draw][i] = part
+        per_draw = []
+        for parts in by_draw:
+            parts = distributed.gather_parts(parts, world)
+            per_draw.append(_Part.concatenate([parts[i] for i in range(len(slices))]))
+        keep = self.keep_perturbed
+        return _Cell(
+            {m.name: np.stack([d.components[m.name] for d in per_draw]) for m in self.metrics},
+            np.stack([d.kept for d in per_draw]),
+            np.stack([d.inputs for d in per_draw]) if keep else None,  # type: ignore[misc]
+            np.stack([d.outputs for d in per_draw]) if keep else None,  # type: ignore[misc]
+        )
+
+    def parts(self, run: AttackRun | None, sl: slice, gens: list[torch.Generator],
+              budget: Budget) -> list[_Part]:
+        """`attack`, split in halves while the device runs out of memory (the smaller size
+        is kept for the rest of the sweep, and the user is told)."""
+        rows = sl.stop - sl.start
+        if self.rows_that_fit is not None and rows > self.rows_that_fit:
+            step = self.rows_that_fit
+            chunks = [self.parts(run, slice(a, min(a + step, sl.stop)), gens, budget)
+                      for a in range(sl.start, sl.stop, step)]
+            return [_Part.concatenate(list(p)) for p in zip(*chunks, strict=True)]
+        states = [gen.get_state() for gen in gens]
+        try:
+            return self.attack(run, sl, gens, budget)
+        except torch.OutOfMemoryError:
+            if rows == 1:
+                raise DataError(_ONE_SAMPLE_OOM) from None
+            _free_device_memory()
+            self.rows_that_fit = rows // 2
+            stacked = f" × {len(gens)} draws" if self.batch_draws and len(gens) > 1 else ""
+            self.notes.append(
+                f"Out of device memory at {rows} samples per batch{stacked}; continuing with "
+                f"{rows // 2}. Set batch_size={rows // 2} to start there; random draws from "
+                "here on differ from an unsplit run's."
+            )
+            for gen, state in zip(gens, states, strict=True):
+                gen.set_state(state)
+            return self.parts(run, sl, gens, budget)
+
+
 def audit(
     model: nn.Module | Callable[[Tensor], Tensor],
     inputs: Tensor,
@@ -443,12 +589,6 @@ def audit(
         device = _model_device(model)
     n = inputs.shape[0]
 
-    def on(sl: slice) -> Callable[[Tensor], Tensor]:
-        """The model of one batch: with that batch's side inputs bound, if any."""
-        if not side:
-            return model
-        return _WithSideInputs(model, {k: v[sl].to(device) for k, v in side.items()})
-
     for r in runs:
         if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
             raise ConfigError(
@@ -460,93 +600,10 @@ def audit(
         if task != "classification" or targets is None:
             raise ConfigError("fgsm_targeted needs task='classification' and labels.")
         with preserved_model_state(model), torch.no_grad():
-            n_classes = on(slice(0, 1))(inputs[:1].to(device)).shape[1]
+            n_classes = _bound(model, side, slice(0, 1), device)(inputs[:1].to(device)).shape[1]
         shift = torch.randint(1, n_classes, (n,),
                               generator=torch.Generator().manual_seed(stable_int(seed, "tgt")))
         target_labels = (targets.cpu().long() + shift) % n_classes
-
-    def objective_for(run: AttackRun, sl: slice) -> obj.Objective | None:
-        spec = get_spec(run.name)
-        if spec.is_random:
-            return None
-        if spec.name == "illc":
-            return obj.least_likely()
-        if spec.name == "fgsm_targeted":
-            assert target_labels is not None
-            return obj.targeted(target_labels[sl].to(device))
-        return build_objective(targets[sl].to(device) if targets is not None else None)
-
-    def truth(x: Tensor, sl: slice) -> Tensor:
-        if reference is not None and task == "regression":
-            with torch.no_grad():
-                return reference(x)
-        assert targets is not None
-        return targets[sl].to(device)
-
-    def evaluate(xb: Tensor, sl: slice, budget_now: Budget, out: Tensor | None = None) -> _Part:
-        """Metric components, kept flags (and outputs, inputs) of one perturbed batch."""
-        if out is None:
-            with preserved_model_state(model), torch.no_grad():
-                out = on(sl)(xb)
-        ref = truth(xb, sl)
-        comps = {m.name: m.components(out, ref).double().cpu().numpy() for m in metric_objs}
-        kept = budget_now.inside(xb).cpu().numpy()
-        if not keep_perturbed:
-            return _Part(comps, kept)
-        return _Part(comps, kept, out.detach().cpu().numpy(), xb.detach().cpu().numpy())
-
-    def attack_batch(run: AttackRun | None, sl: slice, gens: list[torch.Generator],
-                     budget_now: Budget) -> list[_Part]:
-        """One batch of one cell: the part of every draw."""
-        xb = inputs[sl].to(device)
-        if run is None:
-            return [evaluate(xb, sl, budget_now)]
-        objective_now = objective_for(run, sl)
-        first = None
-        if run.key in shared_gradient_runs:
-            first = shared_gradients.get((run.key, sl.start, sl.stop))
-            if first is None:
-                first = input_gradient(on(sl), xb, objective_now)
-                shared_gradients[(run.key, sl.start, sl.stop)] = first
-        xs = [run_attack(on(sl), xb, objective_now, budget_now, run.name, generator=gen,
-                         first_gradient=first, **run.options()) for gen in gens]
-        if len(xs) == 1 or not batch_draws:
-            return [evaluate(x, sl, budget_now) for x in xs]
-        # All draws of the batch in one forward pass (sweep.batch_draws; CUDA by default).
-        repeat = len(xs)
-        stacked = (_WithSideInputs(model, {k: torch.cat([v[sl].to(device)] * repeat)
-                                           for k, v in side.items()}) if side else model)
-        with preserved_model_state(model), torch.no_grad():
-            outs = stacked(torch.cat(xs)).split(xb.shape[0])
-        return [evaluate(x, sl, budget_now, out) for x, out in zip(xs, outs, strict=True)]
-
-    def batch_parts(run: AttackRun | None, sl: slice, gens: list[torch.Generator],
-                    budget_now: Budget) -> list[_Part]:
-        """`attack_batch`, split in halves while the GPU runs out of memory (the smaller
-        size is kept for the rest of the sweep, and the user is told)."""
-        rows = sl.stop - sl.start
-        if memory["rows"] is not None and rows > memory["rows"]:
-            step = int(memory["rows"])
-            chunks = [batch_parts(run, slice(a, min(a + step, sl.stop)), gens, budget_now)
-                      for a in range(sl.start, sl.stop, step)]
-            return [_Part.concatenate(list(p)) for p in zip(*chunks, strict=True)]
-        states = [gen.get_state() for gen in gens]
-        try:
-            return attack_batch(run, sl, gens, budget_now)
-        except torch.OutOfMemoryError:
-            if rows == 1:
-                raise DataError(_ONE_SAMPLE_OOM) from None
-            _free_device_memory()
-            memory["rows"] = rows // 2
-            notes.append(
-                f"Out of device memory at {rows} samples per batch"
-                f"{f' × {len(gens)} draws' if batch_draws and len(gens) > 1 else ''}; "
-                f"continuing with {rows // 2}. Set batch_size={rows // 2} to start there; "
-                "random draws from here on differ from an unsplit run's."
-            )
-            for gen, state in zip(gens, states, strict=True):
-                gen.set_state(state)
-            return batch_parts(run, sl, gens, budget_now)
 
     slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     base_key = {
@@ -559,8 +616,12 @@ def audit(
     }
     cache = sweep.cache_dir / "cells" if sweep.cache_dir is not None else None
 
+    # Draws in one forward pass pay off on a GPU; on the CPU they save nothing and would
+    # change the last bits of the outputs (another matrix shape), so only CUDA does it.
+    batch_draws = (device.type == "cuda") if sweep.batch_draws is None else sweep.batch_draws
+    work = _Batches(model, inputs, targets, side, device, task, reference, metric_objs,
+                    build_objective, target_labels, keep_perturbed, batch_draws)
     # checks on the first clean batch (halved while it does not fit in device memory)
-    memory: dict[str, int | None] = {"rows": None}  # batch rows that fit after an OOM
     check_rows = slices[0].stop
     while True:
         head = slice(0, check_rows)
@@ -569,18 +630,19 @@ def audit(
         )
         try:
             checks, notes, behaviour = _run_checks(
-                on(head), inputs[head].to(device), first_objective, task,
+                work.on(head), inputs[head].to(device), first_objective, task,
                 needs_gradient=bool(sweep.adversarial_runs))
             break
         except torch.OutOfMemoryError:
             if check_rows == 1:
                 raise DataError(_ONE_SAMPLE_OOM) from None
             _free_device_memory()
-            check_rows = memory["rows"] = check_rows // 2
+            check_rows = work.rows_that_fit = check_rows // 2
     base_key["behaviour"] = behaviour
-    if memory["rows"] is not None:
+    if work.rows_that_fit is not None:
         notes.append(f"Out of device memory at {slices[0].stop} samples per batch; continuing "
-                     f"with {memory['rows']}. Set batch_size={memory['rows']} to start there.")
+                     f"with {check_rows}. Set batch_size={check_rows} to start there.")
+    work.notes = notes
     checks_notes = list(notes)
     for note in notes:
         warnings.warn(note, stacklevel=2)
@@ -589,15 +651,11 @@ def audit(
     cells = list(sweep.cells())
     # A one-step attack from the clean input takes the same gradient at every eps: compute it
     # once per batch (memory: one input-sized gradient per such attack, while the sweep runs).
-    shared_gradient_runs = {
+    work.shared_runs = {
         r.key for r in runs if len(sweep.epsilons) > 1 and get_spec(r.name).kind == "gradient"
         and (r.steps or get_spec(r.name).steps) == 1
         and not (get_spec(r.name).random_start if r.random_start is None else r.random_start)
     }
-    shared_gradients: dict[tuple[str, int, int], Tensor] = {}
-    # Draws in one forward pass pay off on a GPU; on the CPU they save nothing and would
-    # change the last bits of the outputs (another matrix shape), so only CUDA does it.
-    batch_draws = (device.type == "cuda") if sweep.batch_draws is None else sweep.batch_draws
     results = Results()
     error_like: set[str] = set()
     reused = 0
@@ -626,27 +684,7 @@ def audit(
                 reused += 1
             else:
                 gens = [sweep.generator(label, eps, draw) for draw in range(draws)]
-                by_draw: list[dict[int, _Part]] = [{} for _ in range(draws)]
-                for i, sl in enumerate(slices):
-                    if i % world != rank:  # another process's batch: stay in step
-                        if run is not None:
-                            xb = inputs[sl].to(device)
-                            for gen in gens:
-                                skip_randomness(xb, run.name, budget_now, gen, **run.options())
-                        continue
-                    for draw, part in enumerate(batch_parts(run, sl, gens, budget_now)):
-                        by_draw[draw][i] = part
-                per_draw = []
-                for parts in by_draw:
-                    parts = distributed.gather_parts(parts, world)
-                    per_draw.append(_Part.concatenate([parts[i] for i in range(len(slices))]))
-                cell = _Cell(
-                    {m.name: np.stack([d.components[m.name] for d in per_draw])
-                     for m in metric_objs},
-                    np.stack([d.kept for d in per_draw]),
-                    np.stack([d.inputs for d in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
-                    np.stack([d.outputs for d in per_draw]) if keep_perturbed else None,  # type: ignore[misc]
-                )
+                cell = work.cell(run, budget_now, gens, slices, rank, world)
                 if cell_path is not None:
                     atomic_write_bytes(cell_path, cell.to_bytes(cell_key))
             kind = run.kind if run else "clean"
