@@ -1,4 +1,5 @@
-"""Accuracy vs robustness over training on 8×8 digits (paper 001 Figs. 2 and 5; paper 004 Fig. 2).
+"""Accuracy vs robustness over training on 8×8 digits (paper 001 Figs. 2 and 5; paper 004
+Figs. 1 and 2).
 
 Data: scikit-learn's bundled 8×8 digits (1797 images), pixels scaled to [0, 1], a stratified split
 of 360 test images; MNIST (``MNIST/raw/*-ubyte[.gz]``) or CIFAR-10 (``cifar-10-batches-py/``, with
@@ -7,45 +8,55 @@ replaces it (nothing is ever downloaded). Fixed from the papers before any run (
 `DigitsSettings.sweep`): eps = 0.1 on [0, 1] pixels; PGD 4 × 0.25·eps with random start (paper
 004); targeted (to a fixed random wrong class) and non-targeted FGSM; BIM and ILLC 10 × 0.25·eps;
 SparseFool in the L-inf box; a random-sign control. Feature attacks: the same eps in feature units
-(no bounds). Δx, Δp per class of the CNN (paper 004 Fig. 2): scrambled-Sobol QMC over the pixel
-box, jackknife standard errors. Records: one `RobustnessTracker` per network and attacked layer.
+(no bounds). Δx, Δp per class (paper 004 Fig. 2): scrambled-Sobol QMC over the pixel box and over
+the feature box (each feature's range on the training images; the feature layer is the input of
+the classifier), jackknife standard errors (`_digits_stats`). t-SNE pictures of paper 004 Fig. 1
+with class 8's effective radius: `_digits_tsne`.
+
+Seeds (issue #15.4, fixed before the runs): full mode trains ``seeds`` = 3 seeds ``seed,
+seed + 1, seed + 2`` (each its own data split, initialisation, batch order and attack draws).
+Records of model ``<label>_seed<S>`` are one seed (seed ``seed`` identical to a one-seed run);
+``<label>`` is their mean (``spread`` = SD, ``stderr`` = SD/√seeds, ``n`` = seeds; the mean
+envelope is the mean of the seeds' envelopes). A one-seed run (quick mode) names its records
+``<label>`` as before. The trade-off statistics (`_digits_stats.trend`) are judged on the mean
+curves and quoted per seed (mean ± s.e.) beside them.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import warnings
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
-import sklearn.datasets  # the `cases` extra
+import sklearn  # noqa: F401  (the `cases` extra: checked here even when submodules are cached)
 import torch
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from torch import Tensor, nn
+from torch import nn
 
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, outcome, single_threaded
+from scirobust.cases import Case, CaseOptions, CaseOutput, finish, single_threaded
+from scirobust.cases import _digits_tsne as tsne
+from scirobust.cases._digits_data import load_data, make_network
+from scirobust.cases._digits_plots import plot_levels, plot_tracking, plot_uncertainty
+from scirobust.cases._digits_stats import (
+    FEATURE_QMC_OFFSET,
+    feature_box,
+    packet_rows,
+    seed_label,
+    seed_means,
+    seed_spread,
+    trend,
+    uncertainty_summary,
+)
+from scirobust.cases._digits_verdicts import verdicts
 from scirobust.errors import ConfigError
-from scirobust.io import read_cifar10, read_mnist
-from scirobust.report import COLORS, save_case_figure, write_case_table
+from scirobust.report import save_case_figure, write_case_table
 from scirobust.results import Results
 from scirobust.sweep import AttackRun, Sweep
-from scirobust.training import ENVELOPE, RobustnessTracker, fit, history
-from scirobust.uncertainty import INTERPRETATION_NOTES, Box, class_spreads
+from scirobust.training import RobustnessTracker, fit
+from scirobust.uncertainty import INTERPRETATION_NOTES, Box
 
 NAME = "digits"
-PAPER = ("test accuracy rises, robust accuracy falls over epochs; MNIST (ε = 0.1): test > 98 %,"
-         " robust down by around 10–15 %; CIFAR-10 (ε = 8/255): test ≈ 60 % (CNN), nearly 90 % "
-         "(ResNet, GoogleNet), robust down by about 30–50 % (001 Fig. 2)", "ResNet attacked at "
-         "its feature extractor's output: robust accuracy declines over epochs more than in Fig. "
-         "2 (001 Fig. 5; no number given)", "3-layer CNN, MNIST, 50 epochs: Δx[class 8] falls, "
-         "Δp[class 8] rises (004 Fig. 2b; Monte Carlo, no number given; CIFAR-10: class means)")
-UNCERTAINTY_FIELDS = ("delta_x", "delta_x_stderr", "delta_p", "delta_p_stderr", "product",
-                      "product_stderr", "n_evaluations")  # of `uncertainty.Spreads`
 
 
 @dataclass(frozen=True)
@@ -64,21 +75,34 @@ class DigitsSettings:
     pgd_step_size: float = 0.25
     iter_steps: int = 10  # BIM / ILLC
     sparsefool_iter: int = 1  # outer iterations (each runs DeepFool to the box edge)
-    uncertainty_network: str = "cnn"
-    uncertainty_n: int = 4096  # QMC points per epoch (all classes share them)
+    seeds: int = 3  # seeds seed, seed + 1, ...: every curve is their mean ± s.e.
+    uncertainty_networks: tuple[str, ...] = ("cnn", "resnet", "inception")
+    uncertainty_levels: tuple[str, ...] = ("pixels", "features")
+    uncertainty_n: int = 4096  # QMC points per epoch and level (all classes share them)
     uncertainty_every: int = 1
+    tsne: bool = True  # paper 004 Fig. 1 (first seed only)
+    tsne_network: str = "cnn"
+    tsne_class: int = 8  # the paper's class
+    tsne_epochs: tuple[int, ...] | None = None  # default: 1, the middle and the last epoch
     data_root: str | None = None
     max_train: int | None = None  # cap on training images (MNIST is large)
 
     @classmethod
     def quick(cls) -> DigitsSettings:
-        """About 30 s on one free CPU thread (5 epochs, 100 test images)."""
-        return cls(epochs=5, n_test=100, uncertainty_n=512)
+        """About 40 s CPU on one thread (1 seed, 5 epochs, 100 test images, Δx/Δp and t-SNE of
+        the CNN only)."""
+        return cls(epochs=5, n_test=100, uncertainty_n=512, seeds=1,
+                   uncertainty_networks=("cnn",))
 
     @classmethod
     def full(cls) -> DigitsSettings:
-        """The published figure on 8×8 digits (20 epochs, 359 test images; 5–17 min, 1 thread)."""
+        """The published figures on 8×8 digits: 3 seeds × 20 epochs, 359 test images."""
         return cls()
+
+    def snapshot_epochs(self) -> tuple[int, ...]:
+        """Epochs of the t-SNE snapshots (paper: 1, 21 and 41 of 50)."""
+        default = (1, (self.epochs + 1) // 2, self.epochs)
+        return tuple(sorted(set(self.tsne_epochs or default)))
 
     def sweep(self, seed: int = 0) -> Sweep:
         """The papers' attacks at ``eps`` on pixels in [0, 1], one draw of the control."""
@@ -92,205 +116,89 @@ class DigitsSettings:
                          AttackRun("sparsefool", steps=self.sparsefool_iter)))
 
 
-# --------------------------------------------------------------------------- data
-def load_data(settings: DigitsSettings, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
-    """(x_train, y_train, x_test, y_test, description); images (N, C, H, W) in [0, 1]: MNIST,
-    else CIFAR-10 from ``data_root`` (`scirobust.io` readers), else the bundled 8×8 digits."""
-    root = settings.data_root or os.environ.get("SCIROBUST_DATA_ROOT")
-    for loader, desc in ((read_mnist, "MNIST (28×28)"), (read_cifar10, "CIFAR-10 (32×32)")):
-        found = loader(root) if root else None
-        if found is not None:
-            xtr, ytr, xte, yte = found
-            gen = torch.Generator().manual_seed(seed)
-            if settings.max_train is not None:
-                keep = torch.randperm(xtr.shape[0], generator=gen)[: settings.max_train]
-                xtr, ytr = xtr[keep], ytr[keep]
-            pick = torch.randperm(xte.shape[0], generator=gen)[: settings.n_test]
-            return xtr, ytr, xte[pick], yte[pick], f"{desc} from {root}"
-    digits = sklearn.datasets.load_digits()
-    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    y = torch.from_numpy(digits.target.astype(np.int64))
-    rng, test, t = np.random.default_rng(seed), [], digits.target  # stratified: 360 for testing
-    for c in np.unique(t):
-        idx = rng.permutation(np.flatnonzero(t == c))
-        test.extend(idx[: round(360 * len(idx) / len(t))].tolist())
-    train_idx = np.setdiff1d(np.arange(len(t)), test)
-    test_idx = np.array(sorted(test))[np.random.default_rng(seed + 1).permutation(len(test))]
-    test_idx = np.sort(test_idx[: settings.n_test])
-    return (x[train_idx], y[train_idx], x[test_idx], y[test_idx],
-            "scikit-learn 8×8 digits (1797 images, pixels/16)")
-
-
-# --------------------------------------------------------------------------- networks
-class _ResBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
-
-
-class _Inception(nn.Module):
-    def __init__(self, cin: int, branch: int) -> None:
-        super().__init__()
-        self.b1 = nn.Conv2d(cin, branch, 1)
-        self.b3, self.b5 = (nn.Sequential(nn.Conv2d(cin, branch, 1), nn.ReLU(), nn.Conv2d(
-            branch, branch, k, padding=k // 2)) for k in (3, 5))  # created in this order
-        self.bp = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(cin, branch, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(torch.cat([self.b1(x), self.b3(x), self.b5(x), self.bp(x)], dim=1))
-
-
-def make_network(name: str, in_channels: int = 1, n_classes: int = 10) -> nn.Module:
-    """``cnn`` (4 layers), ``resnet`` (2 residual blocks) or ``inception`` (1 block), as
-    ``Sequential(features, classifier)``; ``features`` is the attacked feature layer."""
-    stem = (nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU())
-    if name == "cnn":
-        features = nn.Sequential(*stem, nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                                 nn.AdaptiveAvgPool2d(4), nn.Flatten())
-        classifier = nn.Sequential(nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, n_classes))
-    elif name == "resnet":
-        features = nn.Sequential(*stem, _ResBlock(16), _ResBlock(16), nn.AdaptiveAvgPool2d(2),
-                                 nn.Flatten())
-        classifier = nn.Linear(16 * 4, n_classes)
-    elif name == "inception":
-        features = nn.Sequential(*stem, _Inception(16, 8), nn.AdaptiveAvgPool2d(2), nn.Flatten())
-        classifier = nn.Linear(32 * 4, n_classes)
-    else:
-        raise ConfigError(f"Unknown network {name!r}; use cnn, resnet or inception.")
-    return nn.Sequential(OrderedDict(features=features, classifier=classifier))
-
-
-# --------------------------------------------------------------------------- analysis
-def _slope(values: list[float]) -> float:
-    """Least-squares slope of ``values`` against their index (per epoch)."""
-    return float(np.polyfit(np.arange(len(values), dtype=float), values, 1)[0]
-                 if len(values) >= 2 else "nan")
-
-
-def _trend(results: Results, label: str, eps: float) -> dict:
-    """Clean accuracy and envelope of one tracked model over epochs: ends, slopes, kick."""
-    clean = history(results, "clean", model_name=label)
-    env = history(results, ENVELOPE, epsilon=eps, model_name=label)
-    cv, ev = [v for _, v in clean], [v for _, v in env]
-    rc, re_ = np.argsort(np.argsort(cv)), np.argsort(np.argsort(ev))
-    spearman = (float(np.corrcoef(rc, re_)[0, 1]) if len(cv) >= 3 and rc.std() and re_.std()
-                else float("nan"))
-    # After the learning "kick" (paper 004): from the first epoch at ≥ 95 % of the maximal clean
-    # accuracy (added after the first full run: the envelope rose with it in the first epochs).
-    k = next(i for i, v in enumerate(cv) if v >= 0.95 * max(cv))
-    clean_after, env_after = _slope(cv[k:]), _slope(ev[k:])
-    return {"model": label, "epochs": f"{clean[0][0]}-{clean[-1][0]}",
-        "clean_first": cv[0], "clean_last": cv[-1], "clean_max": max(cv),
-        "envelope_first": ev[0], "envelope_last": ev[-1], "envelope_mean": float(np.mean(ev)),
-        "envelope_slope_per_epoch": _slope(ev), "clean_slope_per_epoch": _slope(cv),
-        "spearman_clean_vs_envelope": spearman,
-        "tradeoff_seen": bool(cv[-1] > cv[0] and ev[-1] < ev[0]),
-        "kick_epoch": clean[k][0], "clean_at_kick": cv[k], "envelope_at_kick": ev[k],
-        "envelope_slope_after_kick": env_after, "clean_slope_after_kick": clean_after,
-        "tradeoff_after_kick": bool(len(cv) - k >= 3 and clean_after >= 0 and env_after < 0)}
-
-
-# --------------------------------------------------------------------------- figures
-def _plot_tracking(results: Results, labels: list[str], sweep: Sweep, title: str) -> Figure:
-    fig = Figure(figsize=(max(3.6 * len(labels), 8.0), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(labels), squeeze=False)[0]
-    styles = {"clean": {"color": COLORS["clean"], "lw": 2.2, "marker": "o", "ms": 3,
-                        "label": "test accuracy (clean)"}}
-    # Several attacks share a palette colour: the marker tells them apart.
-    styles.update({run.key: {"color": COLORS[run.name], "lw": 1.2, "marker": marker, "ms": 3,
-                             "ls": ":" if run.is_random else "-", "label": run.key}
-                   for run, marker in zip(sweep.attacks, "os^Dv<>P", strict=False)})
-    styles[ENVELOPE] = {"color": COLORS["grey"], "lw": 3, "ls": "--", "alpha": 0.8,
-                        "label": "envelope (min over attacks)"}
-    for ax, label in zip(axes, labels, strict=True):
-        for key, style in styles.items():
-            ax.plot(*zip(*history(results, key, epsilon=sweep.epsilons[0], model_name=label),
-                         strict=True), **style)
-        ax.set(title=label, xlabel="epoch", ylabel="accuracy (fraction correct)",
-               ylim=(-0.02, 1.02))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=5,
-               fontsize=7, frameon=False)
-    fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def _plot_uncertainty(rows: list[dict], network: str) -> Figure:
-    fig = Figure(figsize=(11, 3.2), layout="constrained")
-    axes = fig.subplots(1, 3)
-    palette = [COLORS[c] for c in ("black", "orange", "sky_blue", "bluish_green", "yellow",
-                                   "blue", "grey", "reddish_purple", "vermillion", "black")]
-    for ax, key, name in zip(axes, ("delta_x", "delta_p", "product"),
-                             ("Δx (pixel units)", "Δp (1/pixel units)", "Δx·Δp"), strict=True):
-        for k in sorted({r["class"] for r in rows}):  # rows come in epoch order
-            sub = [r for r in rows if r["class"] == k]
-            ax.errorbar([r["epoch"] for r in sub], [r[key] for r in sub], capsize=2,
-                        yerr=[r[key + "_stderr"] for r in sub], label=f"class {k}",
-                        lw=2.4 if k == 8 else 1.0, color=palette[k % 10], ls="-" if k < 5 else "--")
-        ax.set(xlabel="epoch", ylabel=name)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6, ncol=2)
-    fig.suptitle(f"Δx and Δp per class over training ({network}; class 8 thick; "
-                 "QMC ±1 s.e.)", fontsize=10)
-    return fig
-
-
-# --------------------------------------------------------------------------- run
-def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> CaseOutput:
-    """Train every network, track (pixel and feature) robust accuracy and Δx/Δp per epoch."""
-    started, output = time.perf_counter(), Path(output)
-    xtr, ytr, xte, yte, data_desc = load_data(settings, seed)
-    if data_desc.startswith("CIFAR") and settings.eps == DigitsSettings.eps:
-        settings = replace(settings, eps=8 / 255)  # the papers' CIFAR-10 eps (SCIENCE.md §8)
-    eps, sweep, n_classes = settings.eps, settings.sweep(seed), int(max(ytr.max(), yte.max())) + 1
-    pixel_std, results = float(xte.double().std()), Results()
-    domain = Box(torch.zeros(xte.shape[1:]), torch.ones(xte.shape[1:]))
-    feature: dict[str, list[RobustnessTracker]] = {}  # network -> its feature-layer trackers
-    unc_rows: list[dict] = []
+def _train_seed(settings: DigitsSettings, seed: int, state: dict) -> None:
+    """Train every network on ``seed``'s split; add records, Δx/Δp rows and (first seed) t-SNE
+    snapshots to ``state``."""
+    xtr, ytr, xte, yte, state["data_desc"] = load_data(settings, seed)
+    eps, sweep, n_classes = settings.eps, settings.sweep(seed), state["n_classes"]
+    n_seeds, pixel_std = settings.seeds, float(xte.double().std())
+    state.setdefault("pixel_std", pixel_std)
+    pixels = Box(torch.zeros(xte.shape[1:]), torch.ones(xte.shape[1:]))
     for i, net in enumerate(settings.networks):
         torch.manual_seed(seed * 1000 + i)
         model = make_network(net, xtr.shape[1], n_classes)
+        feature: list[RobustnessTracker] = []
         if net in settings.feature_networks:
             # "-rel" (added after the first full run): eps/std(pixels) feature std deviations.
-            feature[net] = [RobustnessTracker(
+            feature = [RobustnessTracker(
                 xte, yte, sweep.replace(budget=budget), layer="features", feature_scale=scale,
-                model_name=f"{net}:{label}", case=NAME) for label, budget, scale in (
+                model_name=seed_label(f"{net}:{label}", seed, n_seeds), case=NAME)
+                for label, budget, scale in (
                     ("features", Budget(), None),
                     ("features-rel", Budget(eps=1.0 / pixel_std), "std"),
                 ) if scale is None or settings.feature_relative]
-        trackers = [RobustnessTracker(xte, yte, sweep, model_name=net, case=NAME),
-                    *feature.get(net, [])]
+            state["feature"].setdefault(net, []).extend(feature)
+            state["feature_labels"].update(dict.fromkeys(
+                t.model_name.removesuffix(f"_seed{seed}") for t in feature))
+        trackers = [RobustnessTracker(xte, yte, sweep, model_name=seed_label(net, seed, n_seeds),
+                                      case=NAME), *feature]
+        snap = (settings.tsne and net == settings.tsne_network
+                and seed == state["seeds"][0])
 
-        def on_epoch(m: nn.Module, epoch: int, net: str = net,
+        def on_epoch(m: nn.Module, epoch: int, net: str = net, snap: bool = snap,
                      trackers: list[RobustnessTracker] = trackers) -> None:
             for tracker in trackers:
                 tracker.record(m, epoch)
-            if net == settings.uncertainty_network and epoch % settings.uncertainty_every == 0:
-                with warnings.catch_warnings(action="ignore"):  # small QMC sample's notes
-                    spreads = class_spreads(
-                        m, list(range(n_classes)), domain, method="qmc", batch_size=512,
-                        n=settings.uncertainty_n,
-                        generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-                unc_rows.extend({"network": net, "epoch": epoch, "class": k,
-                                 **{f: getattr(s, f) for f in UNCERTAINTY_FIELDS}}
-                                for k, s in spreads.items())
+            if net in settings.uncertainty_networks and epoch % settings.uncertainty_every == 0:
+                for level in settings.uncertainty_levels:
+                    box = pixels if level == "pixels" else feature_box(m, xtr)
+                    state["unc"].extend(packet_rows(
+                        m, level, box, n_classes, settings.uncertainty_n,
+                        seed * 7919 + epoch + (FEATURE_QMC_OFFSET if level != "pixels" else 0),
+                        {"network": net, "level": level, "seed": seed, "epoch": epoch}))
+            if snap and epoch in settings.snapshot_epochs():
+                state["snaps"][epoch] = tsne.snapshot(
+                    m, xte, yte, eps=eps, steps=settings.pgd_steps,
+                    step_size=settings.pgd_step_size, seed=seed * 31 + epoch)
+                state["tsne_data"] = (xte, yte)
 
         fit(model, torch.optim.Adam(model.parameters(), lr=settings.lr), (xtr, ytr),
             epochs=settings.epochs, batch_size=settings.batch_size,
             generator=torch.Generator().manual_seed(seed + i), on_epoch=on_epoch)
+        results: Results = state["results"]
         for tracker in trackers:
             results.extend(tracker.results)
             results.metadata = results.metadata or {
                 k: v for k, v in tracker.results.metadata.items() if k != "tracking"}
+    state["sizes"] = (len(xtr), len(xte), xte[0].numel())
 
-    feature_labels = [t.model_name for kept in feature.values() for t in kept]
-    trends = {m: _trend(results, m, eps) for m in [*settings.networks, *feature_labels]}
-    for name, labels, stem, title, caption in (
+
+def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> CaseOutput:
+    """Train every network on every seed, track (pixel and feature) robust accuracy and Δx/Δp
+    (pixel and feature level) per epoch; t-SNE pictures of the first seed."""
+    started, output = time.perf_counter(), Path(output)
+    if settings.seeds < 1:
+        raise ConfigError(f"DigitsSettings.seeds must be >= 1; got {settings.seeds}.")
+    _, ytr, _, yte, data_desc = load_data(settings, seed)
+    if data_desc.startswith("CIFAR") and settings.eps == DigitsSettings.eps:
+        settings = replace(settings, eps=8 / 255)  # the papers' CIFAR-10 eps (SCIENCE.md §8)
+    seeds = [seed + s for s in range(settings.seeds)]
+    state: dict = {"results": Results(), "feature": {}, "feature_labels": {}, "unc": [],
+                   "snaps": {}, "seeds": seeds,
+                   "n_classes": int(max(ytr.max(), yte.max())) + 1}
+    for s in seeds:
+        _train_seed(settings, s, state)
+    results, feature, unc_rows = state["results"], state["feature"], state["unc"]
+    eps, sweep, n = settings.eps, settings.sweep(seed), settings.seeds
+    feature_labels = list(state["feature_labels"])
+    labels = [*settings.networks, *feature_labels]
+    if n > 1:  # the mean over seeds under the plain label, before the per-seed records
+        results.records[:0] = seed_means(
+            results.records, {m: [seed_label(m, s, n) for s in seeds] for m in labels})
+    trends = {m: trend(results, m, eps) for m in labels}
+    per_seed = {m: [trend(results, seed_label(m, s, n), eps) for s in seeds] for m in labels}
+    band = f" Mean of {n} seeds, ±1 s.e. band." if n > 1 else ""
+    for name, group, stem, title, caption in (
         ("pixels", list(settings.networks), "fig2_pixels", "Test and robust accuracy over training"
          f", attacks on pixels (ε = {eps}) — paper 001 Fig. 2", "Test accuracy (black) and robust "
          "accuracy under six gradient attacks and a random-sign control of the same size, after "
@@ -299,89 +207,83 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
          " feature units) — paper 001 Fig. 5", "As Fig. 2 but every attack perturbs the output of "
          "the network's feature extractor (the input of its classifier); the input images are "
          "untouched.")):
-        if labels:
-            write_case_table(output / "tables" / f"trends_{name}.csv", list(trends[labels[0]]),
-                             [list(trends[label].values()) for label in labels])
-            save_case_figure(_plot_tracking(results, labels, sweep, title), output, stem, caption)
+        if group:
+            rows = [trends[m] for m in group] + ([t for m in group for t in per_seed[m]]
+                                                 if n > 1 else [])
+            write_case_table(output / "tables" / f"trends_{name}.csv", list(rows[0]),
+                             [list(r.values()) for r in rows])
+            save_case_figure(plot_tracking(results, group, sweep, title + (
+                f" (mean of {n} seeds ± 1 s.e.)" if n > 1 else ""), n > 1),
+                             output, stem, caption + (
+                                 f" Mean of {n} seeds; shaded: ±1 s.e. over seeds of the test "
+                                 "accuracy and the envelope." if n > 1 else ""))
+    unc_summary = uncertainty_summary(unc_rows) if unc_rows else []
     if unc_rows:
         write_case_table(output / "tables" / "uncertainty_per_class.csv", list(unc_rows[0]),
                          [list(r.values()) for r in unc_rows])
+        write_case_table(output / "tables" / "uncertainty_summary.csv", list(unc_summary[0]),
+                         [list(r.values()) for r in unc_summary])
+        pixel_net = next((r["network"] for r in unc_rows if r["level"] == "pixels"), None)
+        if pixel_net is not None:
+            save_case_figure(
+                plot_uncertainty(unc_rows, pixel_net), output, "fig_uncertainty",
+                "Δx, Δp and Δx·Δp of the neural packet of every class over training (paper 004 "
+                "Fig. 2), QMC over the pixel box with jackknife standard errors." + band)
+        unc_nets = list(dict.fromkeys(r["network"] for r in unc_rows))
         save_case_figure(
-            _plot_uncertainty(unc_rows, settings.uncertainty_network), output, "fig_uncertainty",
-            "Δx, Δp and Δx·Δp of the neural packet of every class over training (paper 004 "
-            "Fig. 2), QMC over the pixel box with jackknife standard errors.")
+            plot_levels(unc_rows, unc_nets), output, "fig2_uncertainty_levels",
+            "Paper 004 Fig. 2 (b, d, f, h, j, l): class-mean Δx, Δp and Δx·Δp over training "
+            "relative to the first epoch, on the pixels (box [0, 1]) and on the feature layer "
+            "(box: each feature's range over the training images at that epoch)." + band)
+    radii: list[dict] = []
+    if state["snaps"]:
+        x_t, y_t = state["tsne_data"]
+        emb, emb_adv = tsne.embed(x_t, state["snaps"], seed)
+        radii = tsne.radius_rows(x_t, y_t, state["snaps"], settings.tsne_class)
+        write_case_table(output / "tables" / "tsne_radius.csv", list(radii[0]),
+                         [list(r.values()) for r in radii])
+        save_case_figure(tsne.plot_tsne(emb, emb_adv, y_t, state["snaps"], radii,
+                                        settings.tsne_class, settings.tsne_network),
+                         output, "fig1_tsne", tsne.CAPTION.format(
+                             network=settings.tsne_network, k=settings.tsne_class, seed=seed))
+
+    def fmt(m: str, first: str, last: str) -> str:  # seed mean, ± s.e. over seeds
+        def pm(key: str) -> str:
+            return f"±{seed_spread(per_seed[m], key)[1]:.3f}" if n > 1 else ""
+        return f"{trends[m][first]:.3f}{pm(first)}→{trends[m][last]:.3f}{pm(last)}"
 
     summary = [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
-        [r["model"], f"{r['clean_first']:.3f}→{r['clean_last']:.3f}",
-         f"{r['envelope_first']:.3f}→{r['envelope_last']:.3f}", str(r["tradeoff_seen"])]
-        for r in trends.values()]
-    notes = [f"Data: {data_desc}; {len(xtr)} train, {len(xte)} test images.", *INTERPRETATION_NOTES]
-    flags = {net: trends[net]["tradeoff_after_kick"] for net in settings.networks}
-    stand_in = (f"{data_desc}, {xte.shape[0]} test images, small CNN/ResNet/Inception nets, "
-                f"{settings.epochs} epochs; papers: MNIST/CIFAR-10, 4-layer CNN, ResNet, GoogleNet")
-    verdicts = [Verdict(
-        "Test accuracy rises while robust accuracy (the envelope over the attacks) falls over "
-        "training (paper 001 Fig. 2, paper 004).",
-        "per network attacked on pixels, after the learning kick (first epoch at ≥ 95 % of the "
-        "maximal clean accuracy; rule added after the first full run) and over ≥ 3 epochs: "
-        "least-squares slope of clean accuracy ≥ 0 and of the envelope < 0",
-        outcome(list(flags.values())), "; ".join(
-            f"{n}: {'yes' if flags[n] else 'no'} (from epoch {t['kick_epoch']}: clean "
-            f"{t['clean_slope_after_kick']:+.4f}, envelope {t['envelope_slope_after_kick']:+.4f} "
-            "per epoch)" for n, t in trends.items() if n in flags) + ".", PAPER[0],
-        f"ε = {eps}, accuracy first→last epoch: " + "; ".join(
-            f"{m} clean {c}, envelope {e}" for m, c, e, _ in summary[1:] if m in flags), stand_in)]
-    flags = {}
-    for net, kept in feature.items():
-        for t in kept:
-            pix, fea = trends[net]["envelope_mean"], trends[t.model_name]["envelope_mean"]
-            std = [e["features"]["std"] for e in t.results.metadata["tracking"]["records"]]
-            notes.append(f"{t.model_name}: mean envelope over epochs {pix:.3f} on pixels vs "
-                         f"{fea:.3f} on features; eps = " + (
-                             f"{eps / pixel_std:.3f} feature standard deviations (eps/std of "
-                             "the pixels)." if t.feature_scale else
-                             f"{eps} is {eps / std[-1]:.1%} of the final features' std (per "
-                             f"epoch: {', '.join(f'{s:.3g}' for s in std)}) but "
-                             f"{eps / pixel_std:.0%} of the test pixels' std."))
-            if t.feature_scale is None:  # the papers' setting: the same eps in units
-                flags[net] = bool(fea < pix)
-    if flags:
-        verdicts.append(Verdict(
-            "Attacks on the feature layer hurt more than attacks on the pixels (paper 001 "
-            "Fig. 5).", f"mean envelope over epochs lower with eps = {eps} in feature units "
-            "than on pixels, per split network", outcome(list(flags.values())),
-            ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in flags.items())
-            + " (eps relative to the features' spread: see the notes).", PAPER[1], "mean envelope "
-            "over epochs: " + ", ".join(f"{m} {v['envelope_mean']:.1%}" for m, v in trends.items()
-                                        if m.split(":")[0] in feature), stand_in))
+        [m, fmt(m, "clean_first", "clean_last"), fmt(m, "envelope_first", "envelope_last"),
+         str(t["tradeoff_seen"])] for m, t in trends.items()]
+    n_train, n_test, d_pixels = state["sizes"]
+    notes = [f"Data: {state['data_desc']}; {n_train} train, {n_test} test images"
+             + (f" (last seed; seeds {seeds}, each its own split)." if n > 1 else ".")]
     if unc_rows:
-        dx, dp = ([np.mean([r[key] for r in unc_rows if r["epoch"] == e])
-                   for e in sorted({r["epoch"] for r in unc_rows})]
-                  for key in ("delta_x", "delta_p"))
-        r8 = [r for r in unc_rows if r["class"] == 8]
-        c8 = (f"; class 8: Δx {r8[0]['delta_x']:.4f} → {r8[-1]['delta_x']:.4f}, Δp "
-              f"{r8[0]['delta_p']:.3f} → {r8[-1]['delta_p']:.3f}" if r8 else "")
-        verdicts.append(Verdict(
-            "Over training, Δx of the neural packets shrinks and Δp grows (paper 004 Fig. 2).",
-            f"mean over classes ({settings.uncertainty_network}): Δx last < first and Δp "
-            "last > first", outcome([dx[-1] < dx[0], dp[-1] > dp[0]]),
-            f"Δx {dx[0]:.4f} → {dx[-1]:.4f}, Δp {dp[0]:.3f} → {dp[-1]:.3f}{c8}. A flat packet "
-            f"on the box has Δx = √(d/12) = {np.sqrt(xte[0].numel() / 12):.4f}.", PAPER[2],
-            f"epochs {unc_rows[0]['epoch']}–{unc_rows[-1]['epoch']}, class mean: Δx {dx[0]:.4f} "
-            f"→ {dx[-1]:.4f} pixel units, Δp {dp[0]:.3f} → {dp[-1]:.3f} per pixel unit{c8}",
-            f"{data_desc}, our {settings.uncertainty_network}, {settings.epochs} epochs, QMC with "
-            f"{settings.uncertainty_n} points; paper: 3-layer CNN, MNIST, 50 epochs, Monte Carlo"))
+        notes.append("Feature level of Δx/Δp: the packet is the classifier's cross-entropy as a "
+                     "function of the feature vector (output of `features`, the input of "
+                     "`classifier`; paper 004 does not name its layer); box: each feature's "
+                     "observed min/max over the training images at that epoch, features "
+                     "constant there held fixed; QMC points as on pixels.")
+    if radii:
+        notes.append(tsne.NOTE.format(k=settings.tsne_class))
+    notes.extend(INTERPRETATION_NOTES)
+    verdict_list = verdicts(settings=settings, trends=trends, per_seed=per_seed,
+                            feature=feature, unc_rows=unc_rows, unc_summary=unc_summary,
+                            radii=radii, notes=notes, pixel_std=state["pixel_std"],
+                            data_desc=state["data_desc"], n_test=n_test, d_pixels=d_pixels)
     results.metadata.update({
         "standard_figures": False,  # one eps, records per epoch: the case figures tell it
-        "description": "Paper 001 Fig. 2/5 and paper 004 Fig. 2 on 8×8 digits: after every "
+        "description": "Paper 001 Fig. 2/5 and paper 004 Figs. 1/2 on 8×8 digits: after every "
         f"epoch (step), test accuracy and robust accuracy under six gradient attacks at eps = {eps}"
         ", a random-sign control and their envelope, on the pixels (model '<network>') and on the "
-        "feature layer ('<network>:features', '-rel'); Δx and Δp per class.",
-        "notes": notes, "settings": asdict(settings), "uncertainty": unc_rows,
+        "feature layer ('<network>:features', '-rel'); Δx and Δp per class on pixels and "
+        "features" + (f"; mean of {n} seeds ('<model>_seed<S>': one seed)" if n > 1 else "")
+        + ".", "notes": notes, "settings": asdict(settings), "uncertainty": unc_rows,
+        "uncertainty_summary": unc_summary, "tsne_radius": radii, "seeds": seeds,
         "wall_time_s": time.perf_counter() - started, "torch_threads": torch.get_num_threads(),
         "seed": seed})
     return finish(results, output, title="Digits: accuracy vs robustness over training",
-                  summary=summary, verdicts=verdicts)
+                  summary=summary, verdicts=verdict_list)
 
 
 @single_threaded
@@ -395,6 +297,6 @@ def run(options: CaseOptions) -> CaseOutput:
 
 
 CASE = Case(NAME, "Digits: test vs robust accuracy over training (6 attacks, pixels and "
-            "features)", "001 §2.1, §3.3 (Figs. 2, 5); 004 Fig. 2", run)
+            "features)", "001 §2.1, §3.3 (Figs. 2, 5); 004 Figs. 1, 2", run)
 
 __all__ = ["CASE", "DigitsSettings", "load_data", "make_network", "run", "run_digits"]
