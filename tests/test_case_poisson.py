@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from scirobust.attacks import input_gradient
 from scirobust.audit import audit
 from scirobust.budget import Budget
 from scirobust.cases import CaseOptions, get_case
+from scirobust.cases._poisson_physics import F_SCALE
+from scirobust.cases._poisson_readings import ResidualObjective, training_iterations
 from scirobust.cases.poisson import (
     EPSILONS,
     PAPER_TABLE1,
@@ -29,7 +32,8 @@ from scirobust.cases.poisson import (
     source,
     u_exact,
 )
-from scirobust.errors import ConfigError
+from scirobust.errors import ConfigError, ObjectiveError
+from scirobust.objectives import against_reference
 
 f64 = torch.float64
 
@@ -107,14 +111,16 @@ def test_small_end_to_end_run(tmp_path: Path) -> None:
     assert (tmp_path / "results.csv").exists()
     assert out.report == tmp_path / "report.html" and out.report.exists()
     assert sorted(p.name for p in (tmp_path / "figures" / "case").glob("*.png")) == [
-        "fields.png", "rel_mse_signed_vs_eps.png", "rel_mse_vs_eps.png"]
+        "fields.png", "rel_mse_signed_vs_eps.png", "rel_mse_vs_eps.png", "training_length.png"]
     with (tmp_path / "tables" / "table1_rel_mse.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["row"] + [f"eps={e:g}" for e in EPSILONS]
     assert [r[0] for r in rows[1:]] == ["RNN ours FGSM", "RNN ours random", "RNN paper",
                                         "DNN ours FGSM", "DNN ours random", "DNN paper"]
     assert rows[3][EPSILONS.index(0.25) + 1] == ""  # paper's unreadable RNN cell
-    assert out.summary[0][0] == "Rel MSE" and len(out.summary) == 7
+    assert out.summary[0][0] == "Rel MSE" and len(out.summary) == 9
+    assert [r[0] for r in out.summary[7:]] == ["RNN ours FGSM, residual loss",
+                                               "DNN ours FGSM, residual loss"]
 
     # derived rows keep the attacked row's kind; they are recomputed here from the MSE rows
     # (full-grid clean MSE) and, for FGSM's same-points change, from the per-sample squared
@@ -149,6 +155,42 @@ def test_small_end_to_end_run(tmp_path: Path) -> None:
                                  kind="adversarial")[0] for e in (0.01, 0.3))
         assert big.n_dropped > small.n_dropped > 0
         assert big.n + big.n_dropped == 31 * 31
+    # the residual reading: its own FGSM rows (no second clean row), the same derived metrics,
+    # in the readings table beside the error reading with the clean MSE they divide by
+    with (tmp_path / "tables" / "readings_rel_mse.csv").open() as handle:
+        readings = {r[0]: r[1:] for r in csv.reader(handle)}
+    for model, key in (("RNN", "RNN"), ("PINN", "DNN")):
+        assert len(res.select(model=model, kind="clean", metric="mse")) == 1
+        clean = res.value(model=model, kind="clean", metric="mse")
+        for reading, label in (("error loss (decides)", "fgsm"), ("residual loss",
+                                                                  "fgsm_residual")):
+            rel = [res.value(model=model, attack=label, epsilon=e, metric="rel_mse")
+                   for e in EPSILONS]
+            row = readings[f"{key} FGSM on {reading}: Rel MSE"]
+            assert float(row[0]) == pytest.approx(clean, rel=1e-5)
+            assert [float(v) for v in row[1:]] == pytest.approx(rel, rel=1e-5)
+        assert {r.kind for r in res.select(model=model, attack="fgsm_residual")} == {
+            "adversarial"}  # no random control of its own, so no ratio rows
+        # a different objective moves the points elsewhere
+        assert res.per_sample[f"{model}|fgsm_residual|0.3|mse"].tolist() != \
+            res.per_sample[f"{model}|fgsm|0.3|mse"].tolist()
+
+    # training length: snapshots of the one run, then the trained PINN itself; in metadata
+    # and a table, not as extra models in the records
+    its = training_iterations(settings.pinn_iterations)
+    assert its == [6, 18, 36, 60] and {r.model for r in res.records} == {"RNN", "PINN"}
+    length = res.metadata["training_length"]
+    with (tmp_path / "tables" / "training_length.csv").open() as handle:
+        table = list(csv.reader(handle))[1:]
+    assert [r["iteration"] for r in length] == [int(r[0]) for r in table] == its
+    assert length[-1]["clean_mse"] == res.value(model="PINN", kind="clean", metric="mse")
+    assert length[-1]["fgsm_rel_mse"] == [
+        res.value(model="PINN", attack="fgsm", epsilon=e, metric="rel_mse") for e in EPSILONS]
+    assert [float(r[1]) for r in table] == pytest.approx([r["clean_mse"] for r in length],
+                                                          rel=1e-5)
+    assert len({r["clean_mse"] for r in length}) == len(its)  # the snapshots differ
+    assert all(len(r["fgsm_rel_mse_same_points"]) == len(EPSILONS) for r in length)
+
     # the field figure's FGSM step is the audit's, of size field_eps in L-inf
     assert np.abs(res.per_sample["field|delta_pinn"]).max() == pytest.approx(
         settings.field_eps, rel=1e-12)
@@ -161,6 +203,8 @@ def test_small_end_to_end_run(tmp_path: Path) -> None:
     assert all(v["outcome"] in ("reproduced", "partly", "not reproduced")
                for v in meta["verdicts"])
     assert all(v["paper"] and v["ours"] and v["stand_in"] for v in meta["verdicts"])
+    assert all("residual loss (does not decide)" in v["detail"] for v in meta["verdicts"])
+    assert meta["attack_readings"]["deciding"] == "error"
     assert out.report.read_text().count("<b>Verdict: ") == 2  # shown first in the report
     assert math.isfinite(meta["rnn_fit"]["max_abs_coef"])
     assert meta["pinn_training"]["history"][-1]["iteration"] == settings.pinn_iterations
@@ -183,3 +227,53 @@ def test_drop_on_the_full_grid_at_largest_eps() -> None:
                 metrics=["mse"], budget=Budget(norm="linf", bounds=(-1.0, 1.0), outside="drop"))
     rec = res.select(attack="fgsm", metric="mse")[0]
     assert rec.n_dropped > 0 and rec.n + rec.n_dropped == 101 * 101
+
+
+def test_residual_objective_is_zero_for_the_exact_solution_and_matches_a_hand_value() -> None:
+    gen = torch.Generator().manual_seed(4)
+    inner = torch.rand(40, 2, generator=gen, dtype=f64) * 1.8 - 0.9
+    side = torch.tensor([[1.0, 0.3], [-0.4, -1.0], [-1.0, 0.7]], dtype=f64)
+    x = torch.cat([inner, side]).requires_grad_(True)
+    objective = ResidualObjective(penalty=100.0)
+    with torch.enable_grad():
+        exact = objective(u_exact(x), x)
+        # u = x² + y²: Δu = 4 inside; on ∂Ω the boundary term with g = u_exact = 0 there
+        quad = objective((x**2).sum(dim=1, keepdim=True), x)
+    assert exact.shape == (43,) and float(exact.detach().max()) < 1e-24
+    xd = x.detach()
+    inside = ((4.0 + F_SCALE * u_exact(xd)) / F_SCALE).squeeze(1) ** 2
+    boundary = (100.0 * (xd**2).sum(dim=1) / F_SCALE) ** 2
+    torch.testing.assert_close(quad[:40], inside[:40], rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(quad[40:], boundary[40:], rtol=1e-12, atol=0.0)
+    with pytest.raises(ObjectiveError, match="graph"):
+        objective(u_exact(xd), xd)
+
+
+def test_residual_gradient_is_nonzero_and_differs_from_the_error_gradient() -> None:
+    model = PINN(width=16, depth=3, first_layer_scale=6.0,
+                 generator=torch.Generator().manual_seed(0), dtype=f64)
+    model.eval().requires_grad_(False)
+    x = grid(11)  # 121 points, 40 on the boundary
+    on_boundary = (x.abs() == 1).any(dim=1)
+    # the objective's autograd Laplacian is the one the PINN trained on
+    xr = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        value = ResidualObjective()(model(xr), xr)
+    lap = model.value_and_laplacian(x)[1]
+    expected = ((lap + source(x)) / F_SCALE).squeeze(1) ** 2
+    torch.testing.assert_close(value[~on_boundary], expected[~on_boundary])
+
+    g_res = input_gradient(model, x, ResidualObjective())
+    g_err = input_gradient(model, x, against_reference(u_exact))
+    assert torch.isfinite(g_res).all() and (g_res[~on_boundary].abs().sum(dim=1) > 0).all()
+    differ = (torch.sign(g_res) != torch.sign(g_err))[~on_boundary].double().mean()
+    assert 0.1 < float(differ) < 0.9  # another FGSM direction at many interior points
+    # on ∂Ω both are gradients of (u − g)², scaled: the same FGSM step
+    assert torch.equal(torch.sign(g_res[on_boundary]), torch.sign(g_err[on_boundary]))
+
+
+def test_training_length_iterations_are_fixed_fractions() -> None:
+    assert training_iterations(PoissonSettings.quick().pinn_iterations) == [900, 2700, 5400, 9000]
+    assert training_iterations(PoissonSettings.full().pinn_iterations) == [
+        3000, 9000, 18000, 30000]  # includes the quick mode's length
+    assert training_iterations(1) == [1]

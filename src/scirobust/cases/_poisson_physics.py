@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -186,8 +187,9 @@ def relative_l2_error(model: nn.Module, points: Tensor) -> float:
         return float((out - ref).norm() / ref.norm())
 
 
-def train_pinn(settings: PoissonSettings, seed: int, device: str = "cpu",
-               quiet: bool = True) -> tuple[PINN, dict[str, Any]]:
+def train_pinn(settings: PoissonSettings, seed: int, device: str = "cpu", quiet: bool = True,
+               callback: Callable[[int, PINN], None] | None = None,
+               ) -> tuple[PINN, dict[str, Any]]:
     """Train the PINN with Adam in float32; fresh uniform collocation points every iteration.
 
     Loss = [mean((Δu + f)²) + penalty² mean((u − g)²)] / (32π²)², so the PDE part is O(1);
@@ -196,7 +198,9 @@ def train_pinn(settings: PoissonSettings, seed: int, device: str = "cpu",
     while the network leaves the u ≈ 0 plateau (decaying early delayed that escape by thousands
     of iterations), then exponential decay to lr × ``pinn_lr_final_factor``. Returns the model
     (float32, eval mode, frozen, on ``device``) and a dict with the training time (s), the loss
-    history and the relative L2 error on the attack grid at the end.
+    history and the relative L2 error on the attack grid at the end. ``callback(iteration,
+    model)`` runs after every optimiser step (e.g. to keep snapshots; it must not modify the
+    model).
     """
     gen = torch.Generator().manual_seed(seed)
     dtype = torch.float32
@@ -222,6 +226,8 @@ def train_pinn(settings: PoissonSettings, seed: int, device: str = "cpu",
         loss.backward()
         opt.step()
         sched.step()
+        if callback is not None:
+            callback(it, model)
         if it % log_every == 0 or it == n_iter:
             history.append({"iteration": it, "loss": loss.item(), "pde": pde.item(),
                             "boundary": bc.item(),
