@@ -39,5 +39,29 @@ lint: $(STAMP)
 test: lint install-deepmd
 	$(BIN)/python -m pytest -q
 
+# MACE (mace-torch 0.3.16) gets its own venv: it pins e3nn 0.4.4, while DeePMD-kit 3.2 in
+# $(VENV) needs e3nn 0.6 (`dp --pt train` breaks with 0.4.4), so the two extras cannot share
+# one environment. CHGNet (universal) comes along because the silicon case uses it as reference.
+MACE_VENV ?= .venv-mace
+MACE_STAMP := $(MACE_VENV)/.scirobust-mace-installed
+
+.PHONY: install-mace test-mace
+
+$(MACE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MACE_VENV)/bin/python -m pip install -q "$(SCIROBUST_TORCH)"
+	$(MACE_VENV)/bin/python -m pip install -q -e ".[dev,atomistic,cases,universal,mace]"
+	touch $(MACE_STAMP)
+
+install-mace: $(MACE_STAMP)
+
+# the MACE tests, run in the MACE venv (the main suite skips them)
+test-mace: $(MACE_STAMP)
+	$(MACE_VENV)/bin/python -m pytest -q tests/test_atomistic_mace.py \
+		tests/test_case_silicon.py::test_tiny_run_with_mace
+
+test: test-mace
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MACE_VENV) demo-output .pytest_cache .ruff_cache

@@ -23,6 +23,8 @@ Building blocks (units in names: eV, Å, fs, meV/atom):
   re-evaluated by a reference (``task: atomistic`` audit files: `scirobust.atomistic.config`);
 * `DeepMDPotential`, `DeepMDCalculator` — DeePMD-kit models (``make install-deepmd``);
   `write_deepmd_npy`, `read_deepmd_npy`, `train_deepmd` — its data format and training;
+* `MACEPotential`, `load_mace_model`, `save_mace_model` — MACE (mace-torch) models in their
+  own environment (``make install-mace``: MACE pins e3nn 0.4.4, DeePMD-kit needs 0.6);
 * `PySCFCalculator`, `PySCFEvaluator`, `label_configurations` — a cached, parallel DFT
   reference for molecules (``pip install 'scirobust[dft]'``);
 * `adversarial_samples`, `write_samples` — new labelled configurations stepped along A, the
@@ -74,6 +76,7 @@ from scirobust.atomistic.energy_force import (
     audit_energy_forces,
 )
 from scirobust.atomistic.gnn import DisplacementGNN
+from scirobust.atomistic.mace import MACEPotential, load_mace_model, save_mace_model
 from scirobust.atomistic.neighbors import PairList, build_pair_list, neighbor_search
 from scirobust.atomistic.potential import PeriodicPotential, energy_and_forces, stress
 from scirobust.atomistic.pyscf_reference import (
@@ -106,6 +109,7 @@ __all__ = [
     "DisplacementGNN",
     "DistortionSweep",
     "EnergyForceModel",
+    "MACEPotential",
     "NewtonStep",
     "PairList",
     "PerAtomEnergy",
@@ -138,6 +142,7 @@ __all__ = [
     "force_alignment",
     "label_configurations",
     "load_deepmd_model",
+    "load_mace_model",
     "neighbor_search",
     "newton_step",
     "random_displacements",
@@ -145,6 +150,7 @@ __all__ = [
     "read_deepmd_npy",
     "relax",
     "relaxation_error",
+    "save_mace_model",
     "stress",
     "train_deepmd",
     "train_energy_model",
