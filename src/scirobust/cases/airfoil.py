@@ -6,15 +6,25 @@ transformation: only the spatial coordinates of ~200 surface points move (3 % of
 and the surface pressure coefficient is compared with a finite-volume reference.
 
 Reproduced exactly: the attack protocol (200 surface points per test case, relative L-inf
-budget of 3 % masked to x, y so angle and shape stay bit-for-bit unchanged, FGSM vs random ±3 %,
-relative L2 error of the surface Cp against the reference *at the clean surface point*: the
-truth does not move when the measured coordinates do; six test cases spanning the trained
-space) and a parametric PINN trained without labels, from the PDE residual and boundary
-conditions only, with a body-fitted (circle-plane) map in the role of NNfoil's mesh
-transformation (`scirobust.cases._joukowski`). Stand-ins: incompressible potential flow around
-Joukowski airfoils (exact reference in closed form) instead of compressible Euler flow around
-CST airfoils; a 5-D state (x, y, α, μx, μy); our network and optimiser, trained for minutes on
-a CPU instead of 18.8 hours.
+budget of 3 % masked to x, y so Mach, angle and shape stay bit-for-bit unchanged, FGSM vs
+random ±3 %, relative L2 error of the surface Cp against the reference *at the clean surface
+point*: the truth does not move when the measured coordinates do; six test cases spanning the
+trained space) and a parametric PINN trained without labels, from the PDE residual and
+boundary conditions only, with a body-fitted (circle-plane) map in the role of NNfoil's mesh
+transformation (`scirobust.cases._joukowski`). Stand-ins: potential flow around Joukowski and
+Kármán–Trefftz airfoils, made compressible by a closed-form correction (exact reference in
+closed form), instead of compressible Euler flow around CST airfoils; our network and
+optimiser, trained for minutes on a CPU instead of 18.8 hours.
+
+Two input settings share the one trained network (the circle-plane flow does not depend on the
+trailing-edge angle or, before the closed-form correction, on Mach):
+
+* ``mach`` (decides the verdicts): 7 inputs (x, y, Mach, α, μx, μy, τ), Kármán–Trefftz
+  airfoils with trailing-edge angle τ and the Kármán–Tsien compressibility correction of Cp
+  (`scirobust.cases._airfoil_mach`), at subcritical Mach per test case — closer to NNfoil-C's
+  16 inputs (x, y, Mach, α, 12 CST parameters);
+* ``5-input``: the earlier incompressible Joukowski setting (x, y, α, μx, μy), kept beside it
+  with the same numbers for the same seed (models ``pinn`` and ``exact_potential``).
 """
 
 from __future__ import annotations
@@ -29,12 +39,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from scirobust.audit import audit
 from scirobust.budget import Budget
-from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, single_threaded
+from scirobust.cases import Case, CaseOptions, CaseOutput, finish, single_threaded
+from scirobust.cases._airfoil_figures import (
+    cp_curve_figures,
+    error_bar_figure,
+    perturbation_figure,
+)
+from scirobust.cases._airfoil_mach import (
+    INPUTS_MACH,
+    MachPinn,
+    critical_pressure_coefficient,
+    mach_surface_batch,
+)
+from scirobust.cases._airfoil_verdicts import mean_notes, verdicts
 from scirobust.cases._joukowski import (
     ExactStream,
     JoukowskiPinn,
@@ -45,13 +66,15 @@ from scirobust.cases._joukowski import (
     to_chord_frame,
     train_pinn,
 )
+from scirobust.errors import ConfigError
 from scirobust.metrics import METRICS, Metric, Reduction
-from scirobust.report import COLORS, save_case_figure, write_case_table
+from scirobust.report import write_case_table
 from scirobust.results import Record, Results, ratio_records
 from scirobust.sweep import Sweep, stable_int
 
-__all__ = ["CASE", "INPUTS", "AirfoilSettings", "coordinate_mask", "cp_error", "mean_records",
-           "measure_case", "run", "run_airfoil", "surface_batch"]
+__all__ = ["CASE", "INPUTS", "INPUTS_MACH", "AirfoilSettings", "coordinate_mask", "cp_error",
+           "mean_records", "measure_case", "measure_mach_case", "run", "run_airfoil",
+           "surface_batch"]
 
 CASE_NAME = "airfoil"
 METRIC = "cp_relative_l2"
@@ -62,8 +85,9 @@ INPUTS = ("x", "y", "alpha_deg", "mu_x", "mu_y")
 @dataclass(frozen=True)
 class AirfoilSettings(PinnSettings):
     """Settings of the airfoil case, fixed from the paper before looking at any result: the
-    PINN's (`PinnSettings`), the test cases ``(α in degrees, μx, μy)``, surface points per
-    case, the relative budget ``epsilon`` and the random draws per case."""
+    PINN's (`PinnSettings`), the test cases ``(α in degrees, μx, μy)``, their ``(Mach,
+    trailing-edge angle in degrees)`` in the Mach setting, surface points per case, the
+    relative budget ``epsilon`` and the random draws per case."""
 
     test_cases: tuple[tuple[float, float, float], ...] = (
         (2.0, -0.08, 0.02),
@@ -73,9 +97,27 @@ class AirfoilSettings(PinnSettings):
         (7.0, -0.06, 0.07),
         (3.0, -0.13, 0.00),
     )
+    # Mach setting. Domain: subsonic Mach 0–0.7 (below the transonic drag rise, where a
+    # closed-form correction of the potential flow can stand in for Euler), τ 0–15°. Per test
+    # case (Mach, τ°), fixed from the exact flow alone before any attack: τ = 0, 3, ..., 15°
+    # spans the shapes (0° is Joukowski); Mach = 0.05·floor(20 · 0.9 · M_crit), M_crit the
+    # free-stream Mach at which the clean surface first turns sonic (`critical_mach`): strong
+    # compressibility while the Kármán–Tsien correction still holds.
+    mach_range: tuple[float, float] = (0.0, 0.7)
+    te_angle_range_deg: tuple[float, float] = (0.0, 15.0)
+    mach_cases: tuple[tuple[float, float], ...] = (
+        (0.55, 0.0), (0.45, 3.0), (0.40, 6.0), (0.50, 9.0), (0.30, 12.0), (0.50, 15.0))
     n_surface: int = 200
     epsilon: float = 0.03
     n_random: int = 20
+
+    def __post_init__(self) -> None:
+        (m0, m1), (t0, t1) = self.mach_range, self.te_angle_range_deg
+        if len(self.mach_cases) != len(self.test_cases) or not all(
+                m0 <= m <= m1 and t0 <= t <= t1 for m, t in self.mach_cases):
+            raise ConfigError(f"AirfoilSettings needs one (Mach, trailing-edge angle) pair per "
+                              f"test case inside {self.mach_range} × {self.te_angle_range_deg}"
+                              f"°; got {self.mach_cases} for {len(self.test_cases)} cases.")
 
     @classmethod
     def full(cls) -> AirfoilSettings:
@@ -89,9 +131,9 @@ class AirfoilSettings(PinnSettings):
                    n_kutta=64)
 
 
-def coordinate_mask() -> Tensor:
-    """Budget mask: True on the spatial inputs (x, y) only."""
-    return torch.tensor([name in ("x", "y") for name in INPUTS])
+def coordinate_mask(inputs: tuple[str, ...] = INPUTS) -> Tensor:
+    """Budget mask over ``inputs`` (`INPUTS` or `INPUTS_MACH`): True on x, y only."""
+    return torch.tensor([name in ("x", "y") for name in inputs])
 
 
 # --------------------------------------------------------------------------- measurement
@@ -131,28 +173,52 @@ def measure_case(
     model: JoukowskiPinn, exact: JoukowskiPinn, case: tuple[float, float, float], label: str,
     settings: AirfoilSettings, seed: int,
 ) -> tuple[list[Record], dict[str, Any]]:
-    """Audit one test case: the PINN clean, under random ±eps (``n_random`` draws) and FGSM,
-    and the exact flow (model ``exact_potential``) under the same random draws.
+    """Audit one test case ``(α°, μx, μy)`` of the 5-input setting: the PINN clean, under random
+    ±eps (``n_random`` draws) and FGSM, and the exact flow (model ``exact_potential``) under the
+    same random draws.
 
     Both audits compare with the exact Cp at the *clean* surface point (the paper's protocol;
     targets, not ``reference=``, which would move the truth with the point). Returns the
     records (``variable=label``) and the arrays and values the figures and tables need.
     """
     inputs, ref = surface_batch(*case, settings.n_surface)
+    return _measure(model, exact, inputs, ref, label, settings,
+                    stable_int(seed, CASE_NAME, label), ("pinn", "exact_potential"), INPUTS)
+
+
+def measure_mach_case(
+    model: MachPinn, exact: MachPinn, case: tuple[float, float, float],
+    mach_case: tuple[float, float], label: str, settings: AirfoilSettings, seed: int,
+) -> tuple[list[Record], dict[str, Any]]:
+    """`measure_case` for the 7-input ``mach`` setting: test case ``(α°, μx, μy)`` at
+    ``(Mach, τ°)``; models ``pinn_mach`` and ``exact_mach``, draws of their own seed."""
+    mach, tau = mach_case
+    inputs, ref = mach_surface_batch(mach, *case, tau, settings.n_surface)
+    records, ev = _measure(model, exact, inputs, ref, label, settings,
+                           stable_int(seed, CASE_NAME, "mach", label),
+                           ("pinn_mach", "exact_mach"), INPUTS_MACH)
+    ev.update(cp_ref_min=float(ref.min()), cp_critical=critical_pressure_coefficient(mach))
+    return records, ev
+
+
+def _measure(
+    model: torch.nn.Module, exact: torch.nn.Module, inputs: Tensor, ref: Tensor, label: str,
+    settings: AirfoilSettings, seed: int, names: tuple[str, str], features: tuple[str, ...],
+) -> tuple[list[Record], dict[str, Any]]:
     metric, eps = cp_error(label), settings.epsilon
     # Own seed per case: the cases' random draws are independent, not one sign pattern.
     sweep = Sweep(epsilons=(eps,), attacks=("random_sign", "fgsm"), metrics=(metric,),
-                  budget=Budget(relative=True, mask=coordinate_mask()),
-                  n_random=settings.n_random, seed=stable_int(seed, CASE_NAME, label))
+                  budget=Budget(relative=True, mask=coordinate_mask(features)),
+                  n_random=settings.n_random, seed=seed)
     common: dict[str, Any] = {"case": CASE_NAME, "keep_per_sample": False}
-    pinn = audit(model, inputs, ref, sweep, model_name="pinn", keep_perturbed=True, **common)
+    pinn = audit(model, inputs, ref, sweep, model_name=names[0], keep_perturbed=True, **common)
     # Same seed and label, so the same draws: how much the true Cp changes when points move.
     # The exact flow equals its target at the clean points, so the audit's gradient check
     # warns of zero gradients; no gradient attack runs on it.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "(?s).*exactly zero input-gradient")
         control = audit(exact, inputs, ref, sweep.replace(attacks=("random_sign",)),
-                        model_name="exact_potential", **common)
+                        model_name=names[1], **common)
     clean, rand, fgsm = (pinn.perturbed[key] for key in
                          (("clean", 0.0), ("random_sign", eps), ("fgsm", eps)))
     with torch.no_grad():
@@ -160,12 +226,13 @@ def measure_case(
     row = {(r.model, r.kind): r for r in (*pinn, *control)}
     return [*pinn, *control], {
         "inputs": inputs, "ref": ref, "cp_clean": clean.outputs[0], "cp_fgsm": fgsm.outputs[0],
-        "cp_random": rand.outputs[0], "x_fgsm": fgsm.inputs[0],
-        "clean": row["pinn", "clean"].value, "random": row["pinn", "random"].value,
-        "random_spread": row["pinn", "random"].spread, "fgsm": row["pinn", "adversarial"].value,
-        "ratio": row["pinn", "ratio"].value, "exact_random": row["exact_potential", "random"].value,
+        "cp_random": rand.outputs[0], "x_fgsm": fgsm.inputs[0], "x_random": rand.inputs[0],
+        "clean": row[names[0], "clean"].value, "random": row[names[0], "random"].value,
+        "random_spread": row[names[0], "random"].spread,
+        "fgsm": row[names[0], "adversarial"].value, "ratio": row[names[0], "ratio"].value,
+        "exact_random": row[names[1], "random"].value,
         "exact_at_fgsm": metric.reduce(exact_fgsm)[0].value,
-        "fgsm_inside_body": int((JoukowskiPinn.circle_coordinates(fgsm.inputs[0])[0] < 0).sum()),
+        "fgsm_inside_body": int((exact.circle_coordinates(fgsm.inputs[0])[0] < 0).sum()),
         "params_unchanged": all(torch.equal(p.inputs[..., 2:], inputs.expand_as(p.inputs)[..., 2:])
                                 for p in (rand, fgsm)),
     }
@@ -188,105 +255,11 @@ def mean_records(records: list[Record]) -> list[Record]:
 
 
 # --------------------------------------------------------------------------- presentation
-def _figures(directory: Path, evals: list[dict[str, Any]], cases: list[str]) -> None:
-    cols = min(len(evals), 3)
-    rows = math.ceil(len(evals) / cols)
-    for stem, key, label, colour in (
-        ("airfoil_1_cp_random", "cp_random", "random ±3 % (one draw)", COLORS.random),
-        ("airfoil_2_cp_fgsm", "cp_fgsm", "FGSM 3 %", COLORS.fgsm),
-    ):
-        fig = Figure(figsize=(4.0 * cols, 3.3 * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
-        for ax, ev, title in zip(axes, evals, cases, strict=False):
-            x = ev["inputs"][:, 0]
-            ax.plot(x, ev["ref"], color=COLORS.grey, lw=2.5, label="exact")
-            ax.plot(x, ev["cp_clean"], color=COLORS.clean, lw=1.0, label="PINN clean")
-            ax.plot(x, ev[key], ".", ms=3, color=colour, label=f"PINN, {label}")
-            ax.invert_yaxis()
-            ax.set(xlabel="x/c (clean surface point)", ylabel="Cp")
-            ax.set_title(title, fontsize=9)
-        axes[0].legend(fontsize=7)
-        for ax in axes[len(evals):]:
-            ax.set_visible(False)
-        save_case_figure(fig, directory, stem,
-                         f"Paper Fig. 4{'B' if key == 'cp_random' else 'C'}: surface pressure "
-                         f"coefficient of the test cases under {label} of the spatial "
-                         "coordinates, against the exact potential-flow reference and the clean "
-                         "PINN; plotted at the clean chord position; Cp axis inverted.")
-    fig = Figure(figsize=(7.0, 3.6), layout="constrained")
-    ax = fig.subplots()
-    idx = np.arange(len(evals))
-    for j, (key, colour, label) in enumerate((
-        ("clean", COLORS.clean, "PINN clean"), ("random", COLORS.random, "PINN random ±3 %"),
-        ("fgsm", COLORS.fgsm, "PINN FGSM 3 %"),
-        ("exact_random", COLORS.grey, "exact flow, random ±3 % (control)"),
-    )):
-        errs = [ev["random_spread"] * 100 for ev in evals] if key == "random" else None
-        ax.bar(idx + (j - 1.5) * 0.2, [ev[key] * 100 for ev in evals], 0.2, color=colour,
-               label=label, yerr=errs, capsize=2)
-    ax.axhline(10, color=COLORS.grey, ls=":", lw=1)
-    ax.set_xticks(idx, [f"case {i + 1}" for i in idx])
-    ax.set(ylabel="relative L2 error of surface Cp (%)", title="Surface Cp error per test case")
-    ax.legend(fontsize=8)
-    save_case_figure(fig, directory, "airfoil_3_cp_error_bars",
-                     "Paper Fig. 4D: relative L2 error of the surface Cp against the exact "
-                     "reference per test case, clean, random ±3 % (bars: standard deviation over "
-                     "draws) and FGSM 3 %; grey: the exact potential flow at the same randomly "
-                     "moved points (the error an exact solver would show); dotted: the paper's "
-                     "10 % line.")
+Evals = list[dict[str, Any]]
+"""Per-test-case dicts of `measure_case` / `measure_mach_case`."""
 
-
-def _verdicts(evals: list[dict[str, Any]]) -> list[Verdict]:
-    n = len(evals)
-    above = [i + 1 for i, ev in enumerate(evals) if ev["fgsm"] > ev["random"]]
-    low, high = (sum(ev["random"] < 0.1 for ev in evals), sum(ev["fgsm"] > 0.1 for ev in evals))
-    return [
-        Verdict("FGSM on the surface coordinates gives a larger surface-Cp error than random "
-                "noise of the same size (Fig. 4D).",
-                "FGSM > random ±3 % (pooled over draws) in every test case: reproduced; in more "
-                "than half: partly", "reproduced" if len(above) == n else
-                "partly" if 2 * len(above) > n else "not reproduced",
-                f"FGSM is larger in {len(above)} of {n} cases ({', '.join(map(str, above))}).",
-                paper="FGSM above random in the six test cases shown", ours=_pairs(evals),
-                stand_in=STAND_IN),
-        Verdict("Random ±3 % keeps the surface-Cp error below 10 %, FGSM 3 % pushes it above "
-                "10 % (Fig. 4D).", "random < 10 % in every case and FGSM > 10 % in all but at "
-                "most one: reproduced; either in more than half the cases: partly",
-                "reproduced" if low == n and high >= n - 1 else
-                "partly" if 2 * max(low, high) > n else "not reproduced",
-                f"Random < 10 % in {low} and FGSM > 10 % in {high} of {n} cases.",
-                paper="random < 10 %, FGSM mostly > 10 %, up to 20 % (relative L2 of Cp)",
-                ours=_pairs(evals), stand_in=STAND_IN),
-    ]
-
-
-STAND_IN = ("5 inputs (x, y, α, Joukowski centre) and exact potential flow instead of NNfoil-C's "
-            "16 inputs with Mach and a finite-volume reference")
-
-
-def _pairs(evals: list[dict[str, Any]]) -> str:
-    """Relative L2 error of Cp per test case, random → FGSM (%)."""
-    return "; ".join(f"case {i + 1}: {ev['random']:.1%} → {ev['fgsm']:.1%}"
-                     for i, ev in enumerate(evals))
-
-
-def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -> CaseOutput:
-    """Train the parametric PINN, attack the surface coordinates, write results and report."""
-    started = time.perf_counter()
-    s = settings or (AirfoilSettings.quick() if options.quick else AirfoilSettings.full())
-    directory = Path(options.output)
-    model, info = train_pinn(s, options.seed, options.quiet)
-    exact = JoukowskiPinn(ExactStream())
-    records: list[Record] = []
-    evals: list[dict[str, Any]] = []
-    for i, case in enumerate(s.test_cases):
-        case_records, ev = measure_case(model, exact, case, f"case {i + 1}", s, options.seed)
-        records += case_records
-        evals.append(ev)
-    records += mean_records(records)
-    mean = {k: float(np.mean([ev[k] for ev in evals]))
-            for k in ("clean", "random", "fgsm", "exact_random", "exact_at_fgsm")}
-
+def _tables(directory: Path, s: AirfoilSettings, evals: Evals, mach: Evals,
+            info: dict[str, Any]) -> None:
     columns = {"clean": "clean", "random_mean": "random", "random_std": "random_spread",
                "fgsm": "fgsm", "fgsm_over_random": "ratio", "exact_field_random": "exact_random",
                "exact_field_at_fgsm_points": "exact_at_fgsm",
@@ -295,15 +268,60 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
                      ["case", "alpha_deg", "mu_x", "mu_y", *columns],
                      [[i + 1, *case, *(ev[k] for k in columns.values())]
                       for i, (case, ev) in enumerate(zip(s.test_cases, evals, strict=True))])
+    extra = {"cp_ref_min": "cp_ref_min", "cp_critical": "cp_critical"}
+    write_case_table(directory / "tables" / "airfoil_mach_cp_relative_l2.csv",
+                     ["case", "mach", "alpha_deg", "mu_x", "mu_y", "te_angle_deg", *columns,
+                      *extra],
+                     [[i + 1, m[0], *case, m[1], *(ev[k] for k in (*columns.values(), *extra))]
+                      for i, (case, m, ev) in enumerate(zip(s.test_cases, s.mach_cases, mach,
+                                                            strict=True))])
     losses = info["final_losses"]
     write_case_table(directory / "tables" / "airfoil_training.csv",
                      ["term", "weight", "final_value"],
                      [[k, w, losses[k]] for k, w in info["weights"].items()])
-    _figures(directory, evals, [f"case {i + 1}: α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g})"
-                                for i, c in enumerate(s.test_cases)])
 
-    shares = (mean["exact_random"] / mean["random"], mean["exact_at_fgsm"] / mean["fgsm"])
+
+def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -> CaseOutput:
+    """Train the parametric PINN, attack the surface coordinates in both input settings,
+    write results and report."""
+    started = time.perf_counter()
+    s = settings or (AirfoilSettings.quick() if options.quick else AirfoilSettings.full())
+    directory = Path(options.output)
+    model, info = train_pinn(s, options.seed, options.quiet)
+    exact = JoukowskiPinn(ExactStream())
+    records: list[Record] = []
+    evals: Evals = []
+    for i, case in enumerate(s.test_cases):
+        case_records, ev = measure_case(model, exact, case, f"case {i + 1}", s, options.seed)
+        records += case_records
+        evals.append(ev)
+    # The same trained network behind the Kármán–Trefftz map and the Kármán–Tsien correction.
+    model_mach, exact_mach = MachPinn(model.stream).eval(), MachPinn(ExactStream())
+    mach: Evals = []
+    for i, (case, mc) in enumerate(zip(s.test_cases, s.mach_cases, strict=True)):
+        case_records, ev = measure_mach_case(model_mach, exact_mach, case, mc, f"case {i + 1}",
+                                             s, options.seed)
+        records += case_records
+        mach.append(ev)
+    records += mean_records(records)
+
+    _tables(directory, s, evals, mach, info)
+    titles = [f"case {i + 1}: M = {m[0]:g}, α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g}), τ = {m[1]:g}°"
+              for i, (c, m) in enumerate(zip(s.test_cases, s.mach_cases, strict=True))]
+    perturbation_figure(directory, mach[0], f"Mach setting, {titles[0]}")
+    cp_curve_figures(directory, mach, titles, ("airfoil_1_cp_random", "airfoil_2_cp_fgsm"),
+                     "7-input Mach setting (Kármán–Trefftz, Kármán–Tsien)")
+    error_bar_figure(directory, [
+        ("7 inputs: Mach (Kármán–Tsien), α, μ, trailing-edge angle — decides", mach),
+        ("5 inputs: incompressible Joukowski (α, μ) — variant", evals)])
+    cp_curve_figures(directory, evals, [f"case {i + 1}: α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g})"
+                                        for i, c in enumerate(s.test_cases)],
+                     ("airfoil_4_cp_5_inputs",),
+                     "5-input incompressible variant")
+
     total = time.perf_counter() - started
+    losses = info["final_losses"]
+    subcritical = all(ev["cp_ref_min"] > ev["cp_critical"] for ev in mach)
     notes = [
         f"Mode: {'quick' if options.quick else 'full'}; seed {options.seed}; network MLP 6 → "
         f"{s.depth} × {s.hidden} tanh → 1 (float64) trained from the PDE, wall, far-field and "
@@ -314,42 +332,56 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
         f"{info['train_seconds']:.0f} s, whole case {total:.0f} s on "
         f"{torch.get_num_threads()} thread(s). Final loss terms: "
         + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()) + ".",
-        f"Mean over cases: clean {mean['clean']:.2%}, random {mean['random']:.2%}, FGSM "
-        f"{mean['fgsm']:.2%} (FGSM/random {mean['fgsm'] / mean['random']:.2f}); the exact flow "
-        f"at the same randomly moved points {mean['exact_random']:.2%}, at the PINN's FGSM "
-        f"points {mean['exact_at_fgsm']:.2%} (table airfoil_cp_relative_l2: per case, with the "
-        "FGSM points that fall inside the body).",
-        f"Attribution: at the same moved points the exact flow's Cp differs from the surface "
-        f"reference by {shares[0]:.0%} of the PINN's error under random noise and {shares[1]:.0%}"
-        " under FGSM; " + ("nearly all of the attacked error is the true sensitivity of Cp to "
-                           "where the point is, which the PINN follows." if min(shares) > 0.9
-                           else "the rest is the network's own error (clean and off the wall), "
-                           "which the attack exploits."),
+        "Settings: 'Mach' (7 inputs x, y, Mach, α, μx, μy, trailing-edge angle τ; models "
+        "'pinn_mach', 'exact_mach'; decides the verdicts) and '5-input' (x, y, α, μx, μy, "
+        "incompressible Joukowski; models 'pinn', 'exact_potential'; its numbers are those of "
+        "the case before the Mach setting was added, same seed). One trained network serves "
+        "both: it learns the circle-plane stream function, which neither τ nor Mach changes; τ "
+        "enters through the exact Kármán–Trefftz map, Mach through the Kármán–Tsien rule "
+        "Cp = Cp₀/(√(1−M²) + M²/(1+√(1−M²))·Cp₀/2) applied to the PINN's and the exact Cp₀ "
+        "alike. Kármán–Tsien, not Prandtl–Glauert: Prandtl–Glauert scales model and reference "
+        "by the same factor and leaves every relative error unchanged.",
+        "Mach setting per case (Mach, τ): " + "; ".join(
+            f"case {i + 1}: {m[0]:g}, {m[1]:g}°" for i, m in enumerate(s.mach_cases))
+        + f" — inside the subsonic domain Mach {s.mach_range[0]:g}–{s.mach_range[1]:g}, τ "
+        f"{s.te_angle_range_deg[0]:g}–{s.te_angle_range_deg[1]:g}°: Mach about 90 % of each "
+        "clean surface's critical Mach, τ evenly spread; "
+        "subcritical at the clean surface (min Cp above the sonic Cp*) in every case: "
+        + ("yes" if subcritical else "NO") + " (table airfoil_mach_cp_relative_l2).",
+        *mean_notes("Mach setting", mach, "exact_mach"),
+        *mean_notes("5-input setting", evals, "exact_potential"),
         "Attack: relative L-inf budget of 3 % on (x, y) in the chord frame (x = 0 near the "
-        "leading edge, 1 at the trailing edge), angle and shape inputs masked (unchanged bit "
-        "for bit: " + ("yes" if all(ev["params_unchanged"] for ev in evals) else "NO") +
+        "leading edge, 1 at the trailing edge), Mach, angle and shape inputs masked (unchanged "
+        "bit for bit: " + ("yes" if all(ev["params_unchanged"] for ev in (*evals, *mach))
+                           else "NO") +
         f"); {s.n_surface} surface points per case, uniform in circle-plane angle; random = "
         f"{s.n_random} draws of ±3 % signs (relative L2 of the squared errors averaged over "
         "draws). FGSM maximises the squared Cp error against the exact Cp at the clean point; "
-        "model 'exact_potential' is the exact flow through the same random moves.",
+        "the exact models are the exact flow through the same random moves.",
     ]
     results = Results(records, metadata={
         "case": CASE_NAME, "title": CASE.title, "paper": CASE.paper, "description": (
-            "A parametric PINN for potential flow around Joukowski airfoils (inputs x, y, "
-            "angle of attack, circle centre), trained from the PDE and boundary conditions "
-            "only; the spatial coordinates of 200 surface points are moved by 3 % with FGSM "
-            "and with random signs, and the surface Cp is compared with the exact solution."),
+            "A parametric PINN for potential flow around Kármán–Trefftz airfoils (inputs x, y, "
+            "Mach, angle of attack, circle centre, trailing-edge angle; Kármán–Tsien "
+            "compressibility correction), trained from the PDE and boundary conditions only; "
+            "the spatial coordinates of 200 surface points are moved by 3 % with FGSM and with "
+            "random signs, and the surface Cp is compared with the exact solution. The earlier "
+            "5-input incompressible Joukowski setting is reported beside it."),
         "notes": notes, "settings": dataclasses.asdict(s), "seed": options.seed,
         "quick": options.quick, "units": {METRIC: "dimensionless"},
         "epsilon_label": "relative perturbation of (x, y), eps", "wall_time_s": total,
         "train_seconds": info["train_seconds"], "final_losses": losses,
-    }, per_sample={f"case{i + 1}_{k}": ev[k].numpy() for i, ev in enumerate(evals)
+        "inputs": {"mach": list(INPUTS_MACH), "5-input": list(INPUTS)},
+        "standard_figures": False,  # one ε, 4 models × 6 cases: the case figures (4A–D) tell it
+    }, per_sample={f"{tag}case{i + 1}_{k}": ev[k].numpy()
+                   for tag, group in (("", evals), ("mach_", mach)) for i, ev in enumerate(group)
                    for k in ("inputs", "ref", "cp_clean", "cp_fgsm", "x_fgsm")})
-    summary = [["case", "clean", "random ±3 %", "FGSM 3 %", "FGSM/random"]] + [
-        [str(i + 1), *(f"{ev[k]:.2%}" for k in ("clean", "random", "fgsm")), f"{ev['ratio']:.2f}"]
-        for i, ev in enumerate(evals)]
+    summary = [["case", "5-in random", "5-in FGSM", "Mach random", "Mach FGSM",
+                "Mach FGSM/random"]] + [
+        [str(i + 1), *(f"{e[k]:.2%}" for e in (ev, mv) for k in ("random", "fgsm")),
+         f"{mv['ratio']:.2f}"] for i, (ev, mv) in enumerate(zip(evals, mach, strict=True))]
     return finish(results, directory, title=CASE.title, summary=summary,
-                  verdicts=_verdicts(evals))
+                  verdicts=verdicts(mach, evals))
 
 
 @single_threaded
@@ -361,7 +393,8 @@ def run(options: CaseOptions) -> CaseOutput:
 
 CASE = Case(
     name=CASE_NAME,
-    title="Parametric airfoil PINN (Joukowski potential flow) under coordinate attacks",
+    title="Parametric airfoil PINN (Kármán–Trefftz potential flow with Mach) under coordinate "
+          "attacks",
     paper="000 §2.3, §5.3, Fig. 4",
     run=run,
 )
