@@ -142,3 +142,17 @@ def test_cristobalite_has_96_atoms():
     atoms = alpha_cristobalite()
     assert len(atoms) == 96
     assert (atoms.numbers == 14).sum() == 32 and (atoms.numbers == 8).sum() == 64
+
+
+def test_original_oo_pair_has_a_false_well_that_the_refit_lacks():
+    # why adversarial distortions find a trap in the original BKS + borrowed wall (issue #17):
+    # its O–O pair collapses below ~1.45 Å and the D/r²⁴ wall turns that into a ~22 eV well
+    from scirobust.atomistic.bks import false_well_depth
+
+    assert false_well_depth(BKS_ORIGINAL, ("O", "O")) > 20.0
+    assert false_well_depth(BKS_REFIT, ("O", "O")) < 0.1
+    assert false_well_depth(BKS_REFIT, ("Si", "Si")) == 0.0  # pure repulsion: no well at all
+    with pytest.raises(DataError, match="r_min < r_max"):
+        false_well_depth(BKS_REFIT, ("O", "O"), 1.5, 0.8)
+    with pytest.raises(DataError, match="knows"):
+        false_well_depth(BKS_REFIT, ("O", "Al"))

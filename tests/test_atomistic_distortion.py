@@ -30,7 +30,7 @@ from scirobust.atomistic import (
 )
 from scirobust.atomistic.distortion import alignment_records
 from scirobust.budget import Budget
-from scirobust.errors import ConfigError
+from scirobust.errors import ConfigError, DataError
 from scirobust.results import Results
 from scirobust.sweep import Sweep
 
@@ -182,3 +182,19 @@ def test_alignment_records_of_any_pair(bks_pair):
     assert all(r.step is None and r.epsilon == 0 for r in records)
     bare = alignment_records("demo", "BKS", alignment, stderr=False)
     assert np.isnan(bare[0].stderr) and bare[0].value == mean.value
+
+
+def test_participation_counts_the_atoms_a_distortion_moves():
+    from scirobust.atomistic.distortion import participation
+
+    d = np.zeros((3, 4, 3))
+    d[0] = 1.0  # every atom alike
+    d[1, 2] = (0.0, 3.0, 4.0)  # one atom carries it all
+    atoms, share = participation(d)  # d[2] stays zero
+    np.testing.assert_allclose(atoms, [4.0, 1.0, 0.0])
+    np.testing.assert_allclose(share, [0.5, 1.0, 0.0])
+    # under a total L2 norm ε the largest atom moves by exactly share·ε
+    moved = distort(np.zeros_like(d), d, 0.3)
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=-1).max(axis=1), 0.3 * share)
+    with pytest.raises(DataError, match=r"\(M, N, 3\)"):
+        participation(np.zeros((4, 3)))

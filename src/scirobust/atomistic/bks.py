@@ -130,6 +130,27 @@ def short_range_slope(r: Tensor, A: Tensor, rho: Tensor, C: Tensor, D: Tensor) -
     return -A / rho * torch.exp(-r / rho) + 6 * C / r**7 - 24 * D / r**25
 
 
+def false_well_depth(params: BKSParameters, pair: tuple[str, str], r_min_angstrom: float = 0.8,
+                     r_max_angstrom: float = 1.5) -> float:
+    """Depth (eV, >= 0) of a false well in one pair's bare energy (unscreened Coulomb + short
+    range) on [``r_min_angstrom``, ``r_max_angstrom``]: the largest drop from a barrier top to
+    a lower point nearer in. Near zero where the pair rises monotonically towards short range
+    (the refit); ~22 eV for the original O–O pair, whose collapse the borrowed D/r²⁴ wall turns
+    into an unphysical well near 1.1 Å (a trap for large distortions)."""
+    if not 0 < r_min_angstrom < r_max_angstrom:
+        raise DataError(f"Need 0 < r_min < r_max (Å); got {r_min_angstrom}, {r_max_angstrom}.")
+    key = tuple(sorted(pair))
+    if any(s not in params.charges for s in key):
+        raise DataError(f"{params.name} knows {sorted(params.charges)}; got the pair {pair}.")
+    r = np.linspace(r_min_angstrom, r_max_angstrom, 2001)
+    qq = params.charges[key[0]] * params.charges[key[1]]
+    a, c, d = (getattr(params, n).get(key, 0.0) for n in ("A", "C", "D"))
+    u = (COULOMB_EV_ANGSTROM * qq / r + a * np.exp(-r / params.rho.get(key, 1.0)) - c / r**6
+         + d / r**24)
+    barrier = np.maximum.accumulate(u[::-1])[::-1]  # highest energy at or beyond each r
+    return float(np.max(barrier - u))
+
+
 class BKS(PeriodicPotential):
     """BKS energy (eV) of SiO₂ positions (Å); usable in batches and as an ASE calculator.
 
@@ -202,4 +223,5 @@ __all__ = [
     "BKSParameters",
     "dsf_coulomb",
     "dsf_self_energy",
+    "false_well_depth",
 ]

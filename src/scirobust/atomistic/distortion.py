@@ -46,6 +46,24 @@ def distort(positions: np.ndarray, directions: np.ndarray, eps_angstrom: float) 
     return positions + eps_angstrom * unit
 
 
+def participation(directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many atoms a distortion along each direction (M, N, 3) really moves.
+
+    Returns (atoms (M,), share (M,)): the participation ratio (Σ|d_i|²)² / Σ|d_i|⁴ of the
+    per-atom lengths |d_i| (N for a uniform move, 1 when one atom carries it all; 0 for a zero
+    direction), and the largest single atom's share max|d_i| / |d| (so that atom moves by
+    share·ε under a total L2 norm ε, Å).
+    """
+    d = np.asarray(directions, dtype=np.float64)
+    if d.ndim != 3 or d.shape[-1] != 3:
+        raise DataError(f"directions must have shape (M, N, 3); got {d.shape}.")
+    sq = (d**2).sum(axis=-1)
+    total, fourth = sq.sum(axis=1), (sq**2).sum(axis=1)
+    safe = np.where(total > 0, total, 1.0)
+    atoms = np.where(fourth > 0, total**2 / np.where(fourth > 0, fourth, 1.0), 0.0)
+    return atoms, np.where(total > 0, np.sqrt(sq.max(axis=1) / safe), 0.0)
+
+
 def rmse_mev_per_atom(errors_mev_per_atom: np.ndarray) -> tuple[float, float]:
     """RMSE over configurations and its delta-method standard error (meV/atom)."""
     sq = np.asarray(errors_mev_per_atom, dtype=np.float64) ** 2
@@ -229,4 +247,5 @@ def distortion_sweep(
 
 
 __all__ = ["ADVERSARIAL_FORCE", "DistortionSweep", "alignment_records", "distort",
-           "distortion_sweep", "rmse_mev_per_atom"]
+           "distortion_sweep", "participation",
+           "rmse_mev_per_atom"]
