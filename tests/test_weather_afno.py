@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from scirobust.weather.afno import AFNO2D, AFNONet
@@ -38,3 +39,38 @@ def test_afno_non_residual_and_learns() -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.8 * first
+
+
+def _column_sensitivity(head_channels: int) -> tuple[float, float]:
+    """Change of the output at the first and middle pixel columns when only the head output
+    of the last token column changes."""
+    torch.manual_seed(0)
+    net = AFNONet((8, 16), 2, patch=4, embed_dim=16, depth=1, num_blocks=2, residual=False,
+                  head_channels=head_channels)
+    x = torch.randn(1, 2, 8, 16)
+    base = net(x).detach()
+
+    def bump(module, inputs, out):
+        out = out.clone()
+        out[:, :, -1] += 1.0
+        return out
+
+    handle = net.head.register_forward_hook(bump)
+    moved = (net(x).detach() - base).abs()
+    handle.remove()
+    return float(moved[..., 0].max()), float(moved[..., 8].max())
+
+
+def test_conv_head_blends_across_tile_edges_periodically() -> None:
+    first, middle = _column_sensitivity(head_channels=8)
+    assert first > 0 and middle == 0  # the 3×3 conv wraps in longitude, and is local
+    first, _ = _column_sensitivity(head_channels=0)
+    assert first == 0  # FourCastNet's linear head: every tile on its own
+
+
+def test_conv_head_shapes_and_bad_channels() -> None:
+    net = AFNONet((8, 16), 3, patch=4, embed_dim=16, depth=1, num_blocks=2, head_channels=4)
+    assert net(torch.randn(2, 3, 8, 16)).shape == (2, 3, 8, 16)
+    assert AFNONet((8, 16), 3, patch=4, embed_dim=16, depth=1, num_blocks=2).smooth is None
+    with pytest.raises(ValueError, match="head_channels"):
+        AFNONet((8, 16), 3, patch=4, embed_dim=16, depth=1, num_blocks=2, head_channels=-1)

@@ -4,6 +4,14 @@ Patch embedding (a strided convolution) → learned positional embedding → ``d
 ``[LayerNorm → AFNO2D → residual → LayerNorm → MLP (ratio 4, GELU) → residual]`` → linear head
 that maps every token back to its ``patch × patch`` pixels of every output variable.
 
+Patch stripes: that linear head predicts every ``patch × patch`` tile on its own, so nothing ties
+pixels on either side of a tile edge together, and the error jumps at the edges (visible as a
+grid of stripes in maps; FourCastNet's outputs show the same artefact). ``head_channels > 0``
+(our choice) replaces it by a *smoothing conv head*: the linear head writes ``head_channels``
+features per pixel, then GELU and a 3×3 convolution (periodic in longitude, edge-padded at the
+poles) map them to the output variables, so every output pixel sees its neighbours across
+tile edges. ``head_channels = 0`` (the default) is FourCastNet's linear head.
+
 AFNO2D (Guibas et al. 2022): 2-D real FFT over the token grid, a block-diagonal complex
 two-layer MLP shared by all Fourier modes (``num_blocks`` diagonal blocks, ReLU between the
 layers), soft-shrinkage (``sparsity_threshold``, 0.01 as in FourCastNet) for sparsity in
@@ -92,16 +100,21 @@ class AFNONet(nn.Module):
         patch: patch size (FourCastNet: 8).
         embed_dim, depth, num_blocks: token width, number of blocks, AFNO diagonal blocks.
         residual: predict ``x + net(x)`` (True) or ``net(x)`` (False, FourCastNet).
+        head_channels: 0 for FourCastNet's linear head; > 0 for the smoothing conv head (that
+            many features per pixel, then GELU and a 3×3 convolution; see module docstring).
     """
 
     def __init__(self, img_size: tuple[int, int], in_chans: int, out_chans: int | None = None,
                  *, patch: int = 4, embed_dim: int = 64, depth: int = 2, num_blocks: int = 8,
                  mlp_ratio: float = 4.0, sparsity_threshold: float = 0.01,
-                 residual: bool = True) -> None:
+                 residual: bool = True, head_channels: int = 0) -> None:
         super().__init__()
         H, W = img_size
         if H % patch or W % patch:
             raise ValueError(f"image size {img_size} must be divisible by the patch {patch}.")
+        if head_channels < 0:
+            raise ValueError(f"head_channels must be 0 (linear head) or positive; got "
+                             f"{head_channels}.")
         self.img_size, self.patch = (H, W), patch
         self.in_chans = in_chans
         self.out_chans = out_chans or in_chans
@@ -113,7 +126,11 @@ class AFNONet(nn.Module):
             AFNOBlock(embed_dim, num_blocks, mlp_ratio, sparsity_threshold) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim)
-        self.head = nn.Linear(embed_dim, self.out_chans * patch * patch, bias=False)
+        self.head_channels = head_channels
+        per_pixel = head_channels or self.out_chans
+        self.head = nn.Linear(embed_dim, per_pixel * patch * patch, bias=False)
+        # padding is done by hand in forward: periodic in longitude, edge at the poles
+        self.smooth = nn.Conv2d(head_channels, self.out_chans, 3) if head_channels else None
 
     def forward(self, x: Tensor) -> Tensor:
         B = x.shape[0]
@@ -122,6 +139,10 @@ class AFNONet(nn.Module):
             t = block(t)
         t = self.head(self.norm(t))  # (B, h, w, C*p*p)
         p = self.patch
-        t = t.reshape(B, self.h, self.w, p, p, self.out_chans)
-        out = t.permute(0, 5, 1, 3, 2, 4).reshape(B, self.out_chans, self.h * p, self.w * p)
+        c = self.head_channels or self.out_chans
+        t = t.reshape(B, self.h, self.w, p, p, c)
+        out = t.permute(0, 5, 1, 3, 2, 4).reshape(B, c, self.h * p, self.w * p)
+        if self.smooth is not None:
+            out = F.pad(F.gelu(out), (1, 1, 0, 0), mode="circular")
+            out = self.smooth(F.pad(out, (0, 0, 1, 1), mode="replicate"))
         return x + out if self.residual else out
