@@ -378,3 +378,11 @@ def test_readme_verdict_column_is_filled_from_a_summary(tmp_path: Path) -> None:
     assert "| `qcd` | 000 | partly (1 of 2 claims reproduced; full, 683 s) |" in filled
     assert "| `poisson` | 000 | — |" in filled  # not in the summary: unchanged
     assert "| `qcd` | other table |" in filled  # a table without the column: unchanged
+
+
+def test_code_spans_in_notes_and_verdicts_render_as_code() -> None:
+    from scirobust.report.html import _prose
+
+    assert _prose("run ``scirobust reproduce x`` or `y` <b>") == (
+        "run <code>scirobust reproduce x</code> or <code>y</code> &lt;b&gt;")
+    assert _prose("a lone ` backtick") == "a lone ` backtick"

@@ -22,6 +22,7 @@ import csv
 import html
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,15 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+_CODE_SPAN = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def _prose(value: Any) -> str:
+    """Escaped text with ``code`` and `code` spans (as written in docstrings and notes)
+    shown as code rather than as raw backticks."""
+    return _CODE_SPAN.sub(lambda m: f"<code>{m.group(1) or m.group(2)}</code>", _e(value))
+
+
 def _table(rows: Sequence[Sequence[Any]], caption: str | None = None, *,
            css_class: str = "") -> str:
     parts = [f'<div class="scroll"><table{f" class={_e(css_class)!r}" if css_class else ""}>']
@@ -212,7 +222,7 @@ def _as_list(value: Any) -> list[str]:
 
 def _paragraphs(text: Any) -> str:
     blocks = [b.strip() for b in "\n\n".join(_as_list(text)).split("\n\n") if b.strip()]
-    return "".join(f"<p>{_e(b)}</p>" for b in blocks)
+    return "".join(f"<p>{_prose(b)}</p>" for b in blocks)
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -345,9 +355,9 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
         if isinstance(verdict, dict) and verdict.get("outcome"):
             parts.append(f"<p class='verdict {_e(str(verdict['outcome']).replace(' ', '-'))}'>"
                          f"<b>Verdict: {_e(str(verdict['outcome']))}.</b> "
-                         f"{_e(str(verdict.get('claim', '')))} "
-                         f"<span class='sub'>Criterion: {_e(str(verdict.get('criterion', '')))}"
-                         f". {_e(str(verdict.get('detail', '')))}</span></p>")
+                         f"{_prose(verdict.get('claim', ''))} "
+                         f"<span class='sub'>Criterion: {_prose(verdict.get('criterion', ''))}"
+                         f". {_prose(verdict.get('detail', ''))}</span></p>")
     parts.append(
         f"<p class='sub'>case: {_e(', '.join(cases))} · model: {_e(', '.join(models))} · "
         f"random controls: {_e(', '.join(randoms) or 'none')} · adversarial attacks: "
@@ -363,7 +373,7 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
         parts.append(_paragraphs(meta["description"]))
     user_notes = _as_list(meta.get("notes"))
     if user_notes:
-        items = "".join(f"<li>{_e(n)}</li>" for n in user_notes)
+        items = "".join(f"<li>{_prose(n)}</li>" for n in user_notes)
         parts.append(f"<div class='notes'><h2>Notes: what is exact, what is a stand-in</h2>"
                      f"<ul>{items}</ul></div>")
 
