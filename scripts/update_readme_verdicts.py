@@ -1,7 +1,9 @@
-"""Fill the README's reproduction table (column ``verdict``) from a `reproduce all` folder.
+"""Fill the README's reproduction table (column ``verdict``) from a `reproduce all` folder
+(its ``summary.csv``) or from a folder of case folders (e.g. ``docs/reference``).
 
     scirobust reproduce all --output runs/full          # full scale, every case
     python scripts/update_readme_verdicts.py runs/full   # rewrites README.md in place
+    python scripts/update_readme_verdicts.py docs/reference
 
 Only the verdict cells of cases present in ``DIR/summary.csv`` change; quick-mode rows are
 refused unless ``--allow-quick`` (the README quotes full runs).
@@ -12,10 +14,26 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 from pathlib import Path
 
-from scirobust.report.index import fill_verdict_column, verdict_cells
+from scirobust.report.index import fill_verdict_column, read_entry, verdict_cells, write_index
 from scirobust.results import atomic_write_text
+
+
+def _summary_of_case_folders(root: Path) -> Path | None:
+    """A summary.csv (in a temporary folder) of ``root``'s case folders, e.g. the reference
+    outputs under ``docs/reference/``; None if there are none."""
+    from scirobust import cases
+
+    folders = sorted(p.parent for p in root.glob("*/run.json"))
+    if not folders:
+        return None
+    entries = [read_entry(f, f.name, cases.get_case(f.name).title, cases.get_case(f.name).paper)
+               for f in folders]
+    out = Path(tempfile.mkdtemp())
+    write_index(out, entries)
+    return out / "summary.csv"
 
 
 def main() -> int:
@@ -27,8 +45,10 @@ def main() -> int:
     args = parser.parse_args()
     summary = args.folder / "summary.csv"
     if not summary.is_file():
-        print(f"{summary} not found: run `scirobust reproduce all --output {args.folder}` "
-              "first.", file=sys.stderr)
+        summary = _summary_of_case_folders(args.folder)
+    if summary is None:
+        print(f"{args.folder} has neither summary.csv nor case folders with run.json: run "
+              f"`scirobust reproduce all --output {args.folder}` first.", file=sys.stderr)
         return 2
     with summary.open(newline="") as handle:
         quick = sorted({r["case"] for r in csv.DictReader(handle) if r["mode"] == "quick"})
