@@ -34,7 +34,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from scirobust.cases._joukowski import circle_geometry, circle_velocity, surface_angles
+from scirobust.cases._joukowski import (
+    circle_geometry,
+    circle_polar,
+    circle_velocity,
+    stream_cp,
+    surface_angles,
+)
 from scirobust.errors import ConfigError
 
 __all__ = ["GAMMA", "INPUTS_MACH", "MachPinn", "critical_mach", "critical_pressure_coefficient",
@@ -211,22 +217,14 @@ class MachPinn(nn.Module):
         """``(s, θ, ζ)`` of each input point: ``ζ − μ = R e^{s + iθ}``."""
         mu = torch.complex(x[:, 4], x[:, 5])
         n = exponent(x[:, 6])
-        zeta = inverse_karman_trefftz(_from_frame(x[:, 0], x[:, 1], n), mu, n)
-        rel = zeta - mu
-        s = torch.log(rel.abs() / circle_geometry(mu)[0])
-        return s, torch.atan2(rel.imag, rel.real), zeta
+        return circle_polar(inverse_karman_trefftz(_from_frame(x[:, 0], x[:, 1], n), mu, n), mu)
 
     def incompressible_cp(self, x: Tensor) -> Tensor:
         """Incompressible Cp₀ (n,) at the inputs (Mach ignored)."""
         s, theta, zeta = self.circle_coordinates(x)
-        _, n_s, n_t = self.stream.derivatives(s, theta, x[:, 3:6])
-        alpha = torch.deg2rad(x[:, 3])
-        grow = torch.exp(s)
-        psi_s = grow * torch.sin(theta - alpha) + n_s
-        psi_t = grow * torch.cos(theta - alpha) + n_t
         mu = torch.complex(x[:, 4], x[:, 5])
         metric = karman_trefftz_derivative(zeta, mu, exponent(x[:, 6])).abs() ** 2
-        return 1.0 - torch.exp(-2.0 * s) * (psi_s**2 + psi_t**2) / metric
+        return stream_cp(self.stream, s, theta, x[:, 3:6], x[:, 3], metric)
 
     def forward(self, x: Tensor) -> Tensor:
         m2 = x[:, 2] ** 2

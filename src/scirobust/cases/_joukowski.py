@@ -263,6 +263,26 @@ class ExactStream(nn.Module):
         return out
 
 
+def circle_polar(zeta: Tensor, mu: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(s, θ, ζ)`` of circle-plane points: ``ζ − μ = R e^{s + iθ}`` (R from `circle_geometry`)."""
+    rel = zeta - mu
+    s = torch.log(rel.abs() / circle_geometry(mu)[0])
+    return s, torch.atan2(rel.imag, rel.real), zeta
+
+
+def stream_cp(stream: nn.Module, s: Tensor, theta: Tensor, params: Tensor, alpha_deg: Tensor,
+              metric: Tensor) -> Tensor:
+    """Incompressible Cp (n,) from the circle-plane stream function
+    ``U R [e^{s} sin(θ − α) + N]`` (``N`` and its derivatives from ``stream`` at ``params``),
+    with ``metric`` = |dz/dζ|² of the map from the circle to the airfoil plane."""
+    _, n_s, n_t = stream.derivatives(s, theta, params)
+    alpha = torch.deg2rad(alpha_deg)
+    grow = torch.exp(s)
+    psi_s = grow * torch.sin(theta - alpha) + n_s
+    psi_t = grow * torch.cos(theta - alpha) + n_t
+    return 1.0 - torch.exp(-2.0 * s) * (psi_s**2 + psi_t**2) / metric
+
+
 class JoukowskiPinn(nn.Module):
     """Surface/field pressure coefficient from chord-frame inputs (x, y, α°, μx, μy).
 
@@ -279,21 +299,12 @@ class JoukowskiPinn(nn.Module):
     def circle_coordinates(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(s, θ, ζ)`` of each input point: ``ζ − μ = R e^{s + iθ}``."""
         mu = torch.complex(x[:, 3], x[:, 4])
-        zeta = inverse_joukowski(from_chord_frame(x[:, 0], x[:, 1]), mu)
-        rel = zeta - mu
-        s = torch.log(rel.abs() / circle_geometry(mu)[0])
-        return s, torch.atan2(rel.imag, rel.real), zeta
+        return circle_polar(inverse_joukowski(from_chord_frame(x[:, 0], x[:, 1]), mu), mu)
 
     def forward(self, x: Tensor) -> Tensor:
         s, theta, zeta = self.circle_coordinates(x)
-        _, n_s, n_t = self.stream.derivatives(s, theta, x[:, 2:])
-        alpha = torch.deg2rad(x[:, 2])
-        grow = torch.exp(s)
-        psi_s = grow * torch.sin(theta - alpha) + n_s
-        psi_t = grow * torch.cos(theta - alpha) + n_t
         metric = (1.0 - 1.0 / zeta**2).abs() ** 2
-        speed2 = torch.exp(-2.0 * s) * (psi_s**2 + psi_t**2) / metric
-        return (1.0 - speed2)[:, None]
+        return stream_cp(self.stream, s, theta, x[:, 2:], x[:, 2], metric)[:, None]
 
 
 # --------------------------------------------------------------------------- training
