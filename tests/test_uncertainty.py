@@ -71,11 +71,19 @@ def test_other_shapes_exceed_one_half(shape):
     assert abs(qmc.product - exact.product) < 4 * qmc.product_stderr + 1e-3
 
 
-def test_shifted_gaussian_per_element_moments():
+def _shifted_gaussian():
+    """A shifted 2-D Gaussian packet (mean ``mu``, widths ``sg``) whose moments are known in
+    closed form."""
     mu, sg = torch.tensor([0.5, -0.3]), torch.tensor([0.2, 0.4])
 
     def packet(x):
         return torch.exp(-(((x - mu) / sg) ** 2).sum(1) / 4)
+
+    return mu, sg, packet
+
+
+def test_shifted_gaussian_per_element_moments():
+    mu, sg, packet = _shifted_gaussian()
 
     box = Box.cube(-3.0, 3.0, 2)
     exact = packet_spreads(packet, box, method="quadrature", grid_points=201)
@@ -93,10 +101,7 @@ def test_shifted_gaussian_per_element_moments():
 
 
 def test_fixed_axis_is_a_slice():
-    mu, sg = torch.tensor([0.5, -0.3]), torch.tensor([0.2, 0.4])
-
-    def packet(x):
-        return torch.exp(-(((x - mu) / sg) ** 2).sum(1) / 4)
+    packet = _shifted_gaussian()[2]
 
     sliced = Box(torch.tensor([-3.0, 0.1]), torch.tensor([3.0, 0.1]))
     s = packet_spreads(packet, sliced, method="quadrature")
@@ -330,10 +335,7 @@ def test_network_boundary_term_agrees_across_estimators(method):
 
 
 def test_paper_aggregation_fields():
-    mu, sg = torch.tensor([0.5, -0.3]), torch.tensor([0.2, 0.4])
-
-    def packet(x):
-        return torch.exp(-(((x - mu) / sg) ** 2).sum(1) / 4)
+    _, sg, packet = _shifted_gaussian()
 
     box = Box.cube(-3.0, 3.0, 2)
     s = packet_spreads(packet, box, method="quadrature", grid_points=201)
