@@ -445,18 +445,20 @@ class _Batches:
         if run is None:
             return [self.evaluate(xb, sl, budget)]
         objective = self.objective_for(run, sl)
+        model = self.on(sl)  # side inputs moved to the device once per batch, not per draw
         first = None
         if run.key in self.shared_runs:
             first = self.shared_gradients.get((run.key, sl.start, sl.stop))
             if first is None:
-                first = input_gradient(self.on(sl), xb, objective)
+                first = input_gradient(model, xb, objective)
                 self.shared_gradients[(run.key, sl.start, sl.stop)] = first
-        xs = [run_attack(self.on(sl), xb, objective, budget, run.name, generator=gen,
+        xs = [run_attack(model, xb, objective, budget, run.name, generator=gen,
                          first_gradient=first, **run.options()) for gen in gens]
-        if len(xs) == 1 or not self.batch_draws:
-            return [self.evaluate(x, sl, budget) for x in xs]
         with preserved_model_state(self.model), torch.no_grad():
-            outs = self.on(sl, repeat=len(xs))(torch.cat(xs)).split(xb.shape[0])
+            if len(xs) == 1 or not self.batch_draws:
+                outs = [model(x) for x in xs]
+            else:
+                outs = self.on(sl, repeat=len(xs))(torch.cat(xs)).split(xb.shape[0])
         return [self.evaluate(x, sl, budget, out) for x, out in zip(xs, outs, strict=True)]
 
     def cell(self, run: AttackRun | None, budget: Budget, gens: list[torch.Generator],
