@@ -18,6 +18,10 @@ from scirobust.results import atomic_write_text
 
 def export(folder: Path, dest_root: Path) -> Path:
     """Copy ``folder`` (a finished full run) to ``dest_root/<case>``; return that path."""
+    missing = [n for n in ("run.json", "verdict.json", "results.csv") if not (folder / n).is_file()]
+    if missing:
+        raise SystemExit(f"{folder}: no {', '.join(missing)}; give the output folder of a "
+                         "finished `scirobust reproduce CASE` run.")
     run = json.loads((folder / "run.json").read_text())
     if run.get("status") != "finished" or run.get("quick"):
         raise SystemExit(f"{folder}: not a finished full-mode run ({run}).")
