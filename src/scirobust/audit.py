@@ -572,12 +572,7 @@ def audit(
     _check_arguments(model, inputs, targets, task, objective, reference)
     side = _check_side_inputs(side_inputs, inputs.shape[0])
     runs, budget, seed = list(sweep.attacks), sweep.budget, sweep.seed
-    batch_size, n_random = sweep.batch_size, sweep.n_random
-    budget.check_input(inputs)
-    if budget.bounds is not None and not budget.inside(inputs).all():
-        n_out = int((~budget.inside(inputs)).sum())
-        raise DataError(f"{n_out} clean inputs already lie outside Budget.bounds; fix the bounds "
-                        "or the data.")
+    _check_inputs_and_runs(inputs, budget, runs, task)
     metric_objs = [resolve_metric(m, variable_names) for m in
                    (sweep.metrics or DEFAULT_METRICS[task])]
     build_objective = _objective_builder(objective, task, reference)
@@ -590,29 +585,14 @@ def audit(
     else:
         device = _model_device(model)
     n = inputs.shape[0]
-
-    for r in runs:
-        if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
-            raise ConfigError(
-                f"{r.name} attacks classifiers: it needs task='classification' and labels."
-            )
-    # One-step targeted attacks aim at a fixed random wrong class per sample.
-    target_labels: Tensor | None = None
-    if any(get_spec(r.name).name == "fgsm_targeted" for r in runs):
-        if task != "classification" or targets is None:
-            raise ConfigError("fgsm_targeted needs task='classification' and labels.")
-        with preserved_model_state(model), torch.no_grad():
-            n_classes = _bound(model, side, slice(0, 1), device)(inputs[:1].to(device)).shape[1]
-        shift = torch.randint(1, n_classes, (n,),
-                              generator=torch.Generator().manual_seed(stable_int(seed, "tgt")))
-        target_labels = (targets.cpu().long() + shift) % n_classes
-
-    slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    target_labels = _one_step_target_labels(model, side, inputs, targets, runs, task, seed,
+                                            device)
+    slices = [slice(i, min(i + sweep.batch_size, n)) for i in range(0, n, sweep.batch_size)]
     base_key = {
         "data": fingerprint_tensors([inputs, targets]), "model": _model_fingerprint(model),
         "budget": budget.describe(), "metrics": [m.name for m in metric_objs], "seed": seed,
         "task": task, "objective": _callable_fingerprint(objective),
-        "reference": _callable_fingerprint(reference), "batch": batch_size,
+        "reference": _callable_fingerprint(reference), "batch": sweep.batch_size,
         "variables": list(variable_names or []),
         "side": {k: fingerprint_tensors([v]) for k, v in sorted(side.items())},
     }
@@ -622,28 +602,11 @@ def audit(
     # change the last bits of the outputs (another matrix shape), so only CUDA does it.
     batch_draws = (device.type == "cuda") if sweep.batch_draws is None else sweep.batch_draws
     work = _Batches(model, inputs, targets, side, device, task, reference, metric_objs,
-                    build_objective, target_labels, keep_perturbed, batch_draws)
-    # checks on the first clean batch (halved while it does not fit in device memory)
-    check_rows = slices[0].stop
-    while True:
-        head = slice(0, check_rows)
-        first_objective = build_objective(
-            targets[head].to(device) if targets is not None else None
-        )
-        try:
-            checks, notes, behaviour = _run_checks(
-                work.on(head), inputs[head].to(device), first_objective, task,
-                needs_gradient=bool(sweep.adversarial_runs))
-            break
-        except torch.OutOfMemoryError:
-            if check_rows == 1:
-                raise DataError(_ONE_SAMPLE_OOM) from None
-            _free_device_memory()
-            check_rows = work.rows_that_fit = check_rows // 2
+                    build_objective, target_labels, keep_perturbed, batch_draws,
+                    shared_runs=_one_step_runs(runs, sweep.epsilons))
+    checks, notes, behaviour = _first_batch_checks(
+        work, slices[0].stop, build_objective, task, needs_gradient=bool(sweep.adversarial_runs))
     base_key["behaviour"] = behaviour
-    if work.rows_that_fit is not None:
-        notes.append(f"Out of device memory at {slices[0].stop} samples per batch; continuing "
-                     f"with {check_rows}. Set batch_size={check_rows} to start there.")
     work.notes = notes
     checks_notes = list(notes)
     for note in notes:
@@ -651,71 +614,34 @@ def audit(
     stale_cells = set(cache.glob("*.npz")) if cache is not None and cache.is_dir() else set()
 
     cells = list(sweep.cells())
-    # A one-step attack from the clean input takes the same gradient at every eps: compute it
-    # once per batch (memory: one input-sized gradient per such attack, while the sweep runs).
-    work.shared_runs = {
-        r.key for r in runs if len(sweep.epsilons) > 1 and get_spec(r.name).kind == "gradient"
-        and (r.steps or get_spec(r.name).steps) == 1
-        and not (get_spec(r.name).random_start if r.random_start is None else r.random_start)
-    }
     results = Results()
     error_like: set[str] = set()
     reused = 0
-    progress_cm = _progress(progress and rank == 0, total=len(cells))
-    with progress_cm as bar:
+    with _progress(progress and rank == 0, total=len(cells)) as bar:
         for run, eps in cells:
-            budget_now = budget.scaled(eps)
             draws = sweep.draws(run)
             label = run.key if run else "clean"
             key = {**base_key, "attack": asdict(run) if run else "clean", "eps": eps,
                    "draws": draws}
             cell_key = f"{stable_int(key):016x}"
             cell_path = cache / f"{cell_key}.npz" if cache else None
-            stored: _Cell | str | None = None
-            if cell_path is not None and cell_path.exists():
+            if cell_path is not None:
                 stale_cells.discard(cell_path)
-                stored = _Cell.from_file(cell_path, cell_key)
-                if isinstance(stored, str):
-                    notes.append(stored)
-                    stored = None
-                elif keep_perturbed and stored.inputs is None:
-                    stored = None  # cached without the perturbed inputs: recompute them
+            stored = _stored_cell(cell_path, cell_key, keep_perturbed, notes)
             # Sharded: every process must take the same branch (the gathers are collective).
             cell = stored if distributed.all_have(stored is not None, world) else None
             if cell is not None:
                 reused += 1
             else:
                 gens = [sweep.generator(label, eps, draw) for draw in range(draws)]
-                cell = work.cell(run, budget_now, gens, slices, rank, world)
+                cell = work.cell(run, budget.scaled(eps), gens, slices, rank, world)
                 if cell_path is not None:
                     atomic_write_bytes(cell_path, cell.to_bytes(cell_key))
-            kind = run.kind if run else "clean"
-            n_bad = int((~np.isfinite(next(iter(cell.components.values())))).any(axis=(0, 2))
-                        .sum()) if cell.components else 0
-            if n_bad:
-                notes.append(
-                    f"{label} at ε = {eps:g}: {n_bad} of {n} samples give NaN/Inf metrics (the "
-                    "model diverges there); the values use the finite samples only if any. Is "
-                    "this ε far outside the data's scale? Give Budget.bounds for the domain."
-                )
-            for m in metric_objs:
-                reduced, n_kept, n_dropped, spread = _pool(cell, m)
-                for row in reduced:
-                    if m.error_like:
-                        error_like.add(row.metric)
-                    results.records.append(Record(
-                        case, model_name, label, eps, row.metric, row.value, row.stderr, n_kept,
-                        spread.get((row.metric, row.variable), float("nan")), n_dropped,
-                        kind=kind, variable=row.variable,
-                    ))
-                if keep_per_sample:
-                    results.per_sample[per_sample_key(label, eps, m.name)] = _per_sample_mean(
-                        cell, m.name
-                    )
-            if keep_perturbed and cell.inputs is not None and cell.outputs is not None:
-                results.perturbed[(label, eps)] = Perturbed(
-                    torch.from_numpy(cell.inputs), torch.from_numpy(cell.outputs),
-                    torch.from_numpy(cell.kept))
+            note = _nonfinite_note(cell, label, eps, n)
+            if note:
+                notes.append(note)
+            _add_records(results, cell, run, label, eps, metric_objs, error_like, case,
+                         model_name, keep_per_sample, keep_perturbed)
             bar.advance()
 
     if reused == 0 and stale_cells:
@@ -726,27 +652,160 @@ def audit(
     for note in notes[len(checks_notes):]:
         warnings.warn(note, stacklevel=2)
     results.records.extend(ratio_records(results.records, error_like, baseline=sweep.baseline))
+    results.metadata = _metadata(sweep, runs, metric_objs, device, case, model_name, task, n,
+                                 checks, notes, reused, time.perf_counter() - started)
+    return results
+
+
+def _check_inputs_and_runs(inputs: Tensor, budget: Budget, runs: Sequence[AttackRun],
+                           task: str) -> None:
+    """Refuse clean inputs outside the domain and classifier-only attacks on a regression."""
+    budget.check_input(inputs)
+    if budget.bounds is not None and not budget.inside(inputs).all():
+        n_out = int((~budget.inside(inputs)).sum())
+        raise DataError(f"{n_out} clean inputs already lie outside Budget.bounds; fix the bounds "
+                        "or the data.")
+    for r in runs:
+        if get_spec(r.name).name in ("illc", "sparsefool") and task != "classification":
+            raise ConfigError(
+                f"{r.name} attacks classifiers: it needs task='classification' and labels."
+            )
+
+
+def _one_step_target_labels(model: Any, side: Mapping[str, Tensor], inputs: Tensor,
+                            targets: Tensor | None, runs: Sequence[AttackRun], task: str,
+                            seed: int, device: torch.device) -> Tensor | None:
+    """The fixed random wrong class per sample that one-step targeted attacks aim at (None
+    when the sweep has none); drawn from the sweep's seed so reruns and shards agree."""
+    if not any(get_spec(r.name).name == "fgsm_targeted" for r in runs):
+        return None
+    if task != "classification" or targets is None:
+        raise ConfigError("fgsm_targeted needs task='classification' and labels.")
+    with preserved_model_state(model), torch.no_grad():
+        n_classes = _bound(model, side, slice(0, 1), device)(inputs[:1].to(device)).shape[1]
+    shift = torch.randint(1, n_classes, (inputs.shape[0],),
+                          generator=torch.Generator().manual_seed(stable_int(seed, "tgt")))
+    return (targets.cpu().long() + shift) % n_classes
+
+
+def _one_step_runs(runs: Sequence[AttackRun], epsilons: Sequence[float]) -> set[str]:
+    """Keys of the one-step gradient attacks from the clean input: they take the same
+    gradient at every eps, so it is computed once per batch (memory: one input-sized
+    gradient per such attack while the sweep runs)."""
+    if len(epsilons) <= 1:
+        return set()
+    shared = set()
+    for r in runs:
+        spec = get_spec(r.name)
+        random_start = spec.random_start if r.random_start is None else r.random_start
+        if spec.kind == "gradient" and (r.steps or spec.steps) == 1 and not random_start:
+            shared.add(r.key)
+    return shared
+
+
+def _first_batch_checks(work: _Batches, rows: int, build_objective: ObjectiveBuilder,
+                        task: str, needs_gradient: bool) -> tuple[dict, list[str], str]:
+    """`_run_checks` on the first ``rows`` clean samples, halved while they do not fit in
+    device memory (``work.rows_that_fit`` then carries the smaller size into the sweep)."""
+    first_rows = rows
+    while True:
+        head = slice(0, rows)
+        targets = work.targets
+        first_objective = build_objective(
+            targets[head].to(work.device) if targets is not None else None
+        )
+        try:
+            checks, notes, behaviour = _run_checks(
+                work.on(head), work.inputs[head].to(work.device), first_objective, task,
+                needs_gradient=needs_gradient)
+            break
+        except torch.OutOfMemoryError:
+            if rows == 1:
+                raise DataError(_ONE_SAMPLE_OOM) from None
+            _free_device_memory()
+            rows = work.rows_that_fit = rows // 2
+    if work.rows_that_fit is not None:
+        notes.append(f"Out of device memory at {first_rows} samples per batch; continuing "
+                     f"with {rows}. Set batch_size={rows} to start there.")
+    return checks, notes, behaviour
+
+
+def _stored_cell(path: Path | None, key: str, keep_perturbed: bool,
+                 notes: list[str]) -> _Cell | None:
+    """The finished cell at ``path`` if it can be reused (why not goes into ``notes``)."""
+    if path is None or not path.exists():
+        return None
+    stored = _Cell.from_file(path, key)
+    if isinstance(stored, str):
+        notes.append(stored)
+        return None
+    if keep_perturbed and stored.inputs is None:
+        return None  # cached without the perturbed inputs: recompute them
+    return stored
+
+
+def _nonfinite_note(cell: _Cell, label: str, eps: float, n: int) -> str | None:
+    """A sentence when some samples of the cell give NaN/Inf metrics, else None."""
+    if not cell.components:
+        return None
+    n_bad = int((~np.isfinite(next(iter(cell.components.values())))).any(axis=(0, 2)).sum())
+    if not n_bad:
+        return None
+    return (f"{label} at ε = {eps:g}: {n_bad} of {n} samples give NaN/Inf metrics (the "
+            "model diverges there); the values use the finite samples only if any. Is "
+            "this ε far outside the data's scale? Give Budget.bounds for the domain.")
+
+
+def _add_records(results: Results, cell: _Cell, run: AttackRun | None, label: str, eps: float,
+                 metrics: Sequence[Metric], error_like: set[str], case: str, model_name: str,
+                 keep_per_sample: bool, keep_perturbed: bool) -> None:
+    """Reduce one cell into ``results``: a record per metric row, and optionally the
+    per-sample components and perturbed tensors. Error-like metric names go to
+    ``error_like`` (the ratio rows are made for those)."""
+    kind = run.kind if run else "clean"
+    for m in metrics:
+        reduced, n_kept, n_dropped, spread = _pool(cell, m)
+        for row in reduced:
+            if m.error_like:
+                error_like.add(row.metric)
+            results.records.append(Record(
+                case, model_name, label, eps, row.metric, row.value, row.stderr, n_kept,
+                spread.get((row.metric, row.variable), float("nan")), n_dropped,
+                kind=kind, variable=row.variable,
+            ))
+        if keep_per_sample:
+            results.per_sample[per_sample_key(label, eps, m.name)] = _per_sample_mean(
+                cell, m.name)
+    if keep_perturbed and cell.inputs is not None and cell.outputs is not None:
+        results.perturbed[(label, eps)] = Perturbed(
+            torch.from_numpy(cell.inputs), torch.from_numpy(cell.outputs),
+            torch.from_numpy(cell.kept))
+
+
+def _metadata(sweep: Sweep, runs: Sequence[AttackRun], metrics: Sequence[Metric],
+              device: torch.device, case: str, model_name: str, task: str, n: int,
+              checks: dict, notes: list[str], reused: int, wall_time_s: float) -> dict:
+    """What `Results.metadata` records of an audit: versions, settings, checks, warnings."""
     import scirobust
 
-    results.metadata = {
+    return {
         "scirobust_version": scirobust.__version__,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "device": str(device),
-        "seed": seed,
+        "seed": sweep.seed,
         "config": {
             "case": case, "model": model_name, "task": task, "epsilons": list(sweep.epsilons),
-            "attacks": [asdict(r) for r in runs], "budget": budget.describe(),
-            "metrics": [m.name for m in metric_objs], "n_random": n_random,
-            "batch_size": batch_size, "n_samples": n,
+            "attacks": [asdict(r) for r in runs], "budget": sweep.budget.describe(),
+            "metrics": [m.name for m in metrics], "n_random": sweep.n_random,
+            "batch_size": sweep.batch_size, "n_samples": n,
         },
         "checks": checks,
         "warnings": notes,
         "cells_reused_from_cache": reused,
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": wall_time_s,
     }
-    return results
 
 
 class _NoBar:
