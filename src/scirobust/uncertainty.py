@@ -357,6 +357,59 @@ def _seed(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=generator))
 
 
+class _Integrator:
+    """``loss_fn`` on the free axes of a `Box`, evaluated in batches into weighted sums."""
+
+    def __init__(
+        self, loss_fn: Callable[[Tensor], Tensor], domain: Box, batch_size: int
+    ) -> None:
+        self.loss_fn = loss_fn
+        self.domain = domain
+        self.batch_size = batch_size
+        self.free = domain.free.reshape(-1)
+        self.lower = domain.lower.reshape(-1)
+        upper = domain.upper.reshape(-1)
+        self.lo, self.hi = self.lower[self.free].double(), upper[self.free].double()
+        self.d = int(self.free.sum())
+        self.template = self.lower[None].clone()
+        self.acc: _Accumulator | None = None
+        self.n_eval = 0
+        self.w_total = 0.0  # Σ of the sample weights (normalises sampling methods' faces)
+
+    def feed(self, x: Tensor, w: Tensor, face: Tensor | None = None) -> None:
+        """Add draws ``x`` (b, d) with weights ``w`` (groups, b) and optional face signs."""
+        batch_size = self.batch_size
+        for start in range(0, x.shape[0], batch_size):
+            xb, wb = x[start:start + batch_size], w[:, start:start + batch_size]
+            fb = None if face is None else face[start:start + batch_size]
+            loss, grad = _evaluate(self.loss_fn, xb, self.template, self.free, self.domain.shape)
+            if self.acc is None:
+                self.acc = _Accumulator(w.shape[0], loss.shape[1], self.d, (self.lo + self.hi) / 2)
+            self.acc.add(xb, loss, grad, wb, fb)
+            self.n_eval += xb.shape[0]
+            self.w_total += float(wb.double().sum())
+
+    @property
+    def accumulated(self) -> _Accumulator:
+        """The sums filled by `feed` (at least one draw must have been fed)."""
+        assert self.acc is not None
+        return self.acc
+
+    def to_sample(self, values: Tensor, fill: Tensor | None = None) -> Tensor:
+        """``values`` on the free axes in a sample-shaped tensor (``fill`` or 0 elsewhere)."""
+        base = torch.zeros_like(self.lower) if fill is None else fill.clone()
+        base[self.free] = values.to(base.dtype)
+        return base.reshape(self.domain.shape)
+
+
+def _group_weights(weights: Tensor, n_groups: int) -> Tensor:
+    """(n_groups, b) weights: draw j keeps its weight in the row of its consecutive group."""
+    idx = torch.arange(weights.shape[0]) * n_groups // weights.shape[0]
+    out = torch.zeros(n_groups, weights.shape[0], dtype=torch.float64)
+    out[idx, torch.arange(weights.shape[0])] = weights.double()
+    return out
+
+
 def _multi_spreads(
     loss_fn: Callable[[Tensor], Tensor],
     domain: Box,
@@ -380,162 +433,184 @@ def _multi_spreads(
     if n < 2 or batch_size < 1:
         raise UncertaintyError(f"n must be >= 2 and batch_size >= 1; got {n}, {batch_size}.")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    free = domain.free.reshape(-1)
-    lower = domain.lower.reshape(-1)
-    upper = domain.upper.reshape(-1)
-    lo, hi = lower[free].double(), upper[free].double()
-    d = int(free.sum())
-    template = lower[None].clone()
-    acc: _Accumulator | None = None
-    n_eval = 0
-    w_total = 0.0  # Σ of the sample weights (normalises the face integrals of sampling methods)
-
-    def feed(x: Tensor, w: Tensor, face: Tensor | None = None) -> None:
-        nonlocal acc, n_eval, w_total
-        for start in range(0, x.shape[0], batch_size):
-            xb, wb = x[start:start + batch_size], w[:, start:start + batch_size]
-            fb = None if face is None else face[start:start + batch_size]
-            loss, grad = _evaluate(loss_fn, xb, template, free, domain.shape)
-            if acc is None:
-                acc = _Accumulator(w.shape[0], loss.shape[1], d, (lo + hi) / 2)
-            acc.add(xb, loss, grad, wb, fb)
-            n_eval += xb.shape[0]
-            w_total += float(wb.double().sum())
-
-    def one_hot_groups(weights: Tensor, n_groups: int) -> Tensor:
-        idx = torch.arange(weights.shape[0]) * n_groups // weights.shape[0]
-        out = torch.zeros(n_groups, weights.shape[0], dtype=torch.float64)
-        out[idx, torch.arange(weights.shape[0])] = weights.double()
-        return out
+    integ = _Integrator(loss_fn, domain, batch_size)
 
     if method == "quadrature":
-        pts = grid_points + (1 - grid_points % 2)  # Simpson needs an odd count
-        if pts < 5:
-            raise UncertaintyError("grid_points must be >= 5 for quadrature.")
-        if pts**d > 4_000_000:
-            raise UncertaintyError(
-                f"Quadrature on {d} free axes needs {pts}^{d} points; use method='qmc' (or "
-                "'mc'/'importance') above 2 dimensions, or fewer grid_points."
-            )
-        axes, w_fine, w_coarse = [], [], []
-        for i in range(d):
-            axes.append(torch.linspace(float(lo[i]), float(hi[i]), pts, dtype=torch.float64))
-            wf, wc = _simpson_weights(pts, float(lo[i]), float(hi[i]))
-            w_fine.append(wf)
-            w_coarse.append(wc)
-        grid = torch.cartesian_prod(*axes).reshape(-1, d)
-        wf_all = torch.ones(grid.shape[0], dtype=torch.float64)
-        wc_all = torch.ones(grid.shape[0], dtype=torch.float64)
-        for i in range(d):
-            shape = [1] * d
-            shape[i] = pts
-            wf_all = (wf_all.reshape([pts] * d) * w_fine[i].reshape(shape)).reshape(-1)
-            wc_all = (wc_all.reshape([pts] * d) * w_coarse[i].reshape(shape)).reshape(-1)
-        first, last = torch.stack([ax[0] for ax in axes]), torch.stack([ax[-1] for ax in axes])
-        face = (grid == last).double() - (grid == first).double()  # edge points of the grid
-        feed(grid, torch.stack([wf_all, wc_all]), face)
-        assert acc is not None
-        # Face columns: the product weight on an edge point holds axis i's endpoint weight
-        # (h/3 fine, 2h/3 coarse); dividing it out leaves the other axes' Simpson weights.
-        endpoint = torch.stack([torch.stack([w[0] for w in w_fine]),
-                                torch.stack([w[0] for w in w_coarse])])  # (2, d)
-        acc.extra[..., d:] /= endpoint.repeat(1, 2)[:, None, :]
-        est = _spreads_from_sums(acc.all_sums[0], d) | _spreads_from_sums(acc.sums[0], d)
-        # Grid-refinement error |S(h) − S(2h)|/3: Richardson for O(h²) convergence, which is
-        # what Simpson degrades to on the kinks of ReLU networks (conservative when smooth).
-        coarse = _spreads_from_sums(acc.all_sums[1], d) | _spreads_from_sums(acc.sums[1], d)
-        err = {k: (est[k] - coarse[k]).abs() / 3 for k in est}
+        est, err = _quadrature_estimates(integ, grid_points)
     elif method == "mc":
-        n_groups = max(2, min(groups, n))
-        x = lo + (hi - lo) * torch.rand(n, d, generator=generator, dtype=torch.float64)
-        feed(x, one_hot_groups(torch.ones(n, dtype=torch.float64), n_groups))
-        assert acc is not None
-        est, err = _jackknife_all(acc)
+        est, err = _mc_estimates(integ, n, groups, generator)
     elif method == "qmc":
-        if d > torch.quasirandom.SobolEngine.MAXDIM:
-            raise UncertaintyError(f"QMC supports at most {torch.quasirandom.SobolEngine.MAXDIM}"
-                                   " free axes; use method='mc'.")
-        reps = max(2, int(replicates))
-        per = max(1, n // reps)
-        for r in range(reps):
-            engine = torch.quasirandom.SobolEngine(d, scramble=True, seed=_seed(generator))
-            u = engine.draw(per, dtype=torch.float64)
-            w = torch.zeros(reps, per, dtype=torch.float64)
-            w[r] = 1.0
-            feed(lo + (hi - lo) * u, w)
-        assert acc is not None
-        est, err = _jackknife_all(acc)
-    else:  # importance
-        if data is None:
-            raise UncertaintyError("method='importance' needs data=(N, *sample_shape) points "
-                                   "around which to concentrate the samples.")
-        x, w = _importance_draws(data, domain, free, lo, hi, n, generator,
-                                 uniform_fraction, bandwidth)
-        n_groups = max(2, min(groups, n))
-        weights = one_hot_groups(w, n_groups)
-        keep = w > 0  # draws outside the box carry zero weight: skip their evaluation
-        feed(x[keep], weights[:, keep])
-        if acc is None:
-            raise UncertaintyError("No importance draw landed inside the domain.")
-        est, err = _jackknife_all(acc)
+        est, err = _qmc_estimates(integ, n, replicates, generator)
+    else:
+        est, err = _importance_estimates(
+            integ, data, n, groups, generator, uniform_fraction, bandwidth
+        )
 
     if method == "quadrature":
         faces_est, faces_err = est["boundary_faces"], err["boundary_faces"]
     elif face_draws > 0:
         faces_est, faces_err = _face_integrals(
-            loss_fn, acc, est["mean_x"], w_total, lo, hi, template, free, domain.shape,
-            int(face_draws), batch_size, generator,
+            loss_fn, integ.accumulated, est["mean_x"], integ.w_total, integ.lo, integ.hi,
+            integ.template, integ.free, domain.shape, int(face_draws), batch_size, generator,
         )
     else:
         faces_est = faces_err = torch.full_like(est["boundary"], math.nan)
 
-    out = []
-    shape = domain.shape
-    center = ((lo + hi) / 2).float()
-    n_classes = acc.sums.shape[1]
-    for k in range(n_classes):
-        def full(values: Tensor, fill: Tensor | None = None) -> Tensor:
-            base = torch.zeros_like(lower) if fill is None else fill.clone()
-            base[free] = values.to(base.dtype)
-            return base.reshape(shape)
-
-        product, product_se = float(est["product"][k]), float(err["product"][k])
-        converged = bool(product_se <= rtol * product) if product > 0 else False
-        nan = torch.full_like(lower, math.nan)
-        boundary = est["boundary"][k]
-        faces = faces_est[k]
-        lhs, rhs = est["lhs"][k], 0.5 * (1 - boundary).abs()
-        holds = torch.zeros_like(lower, dtype=torch.bool)
-        holds[free] = lhs >= rhs * (1 - 1e-9)
-        out.append(Spreads(
-            delta_x=float(est["delta_x"][k]), delta_x_stderr=float(err["delta_x"][k]),
-            delta_p=float(est["delta_p"][k]), delta_p_stderr=float(err["delta_p"][k]),
-            product=product, product_stderr=product_se,
-            mean_x=full(est["mean_x"][k].float() + center, lower),
-            mean_p=full(est["mean_p"][k]), delta_x_i=full(est["dx_i"][k]),
-            delta_p_i=full(est["dp_i"][k]), n_evaluations=n_eval, method=method,
-            converged=converged, lower_bound=d / 2,
-            boundary_term_i=full(boundary, nan),
-            boundary_term_i_stderr=full(err["boundary"][k], nan),
-            boundary_term_faces_i=full(faces, nan),
-            boundary_term_faces_i_stderr=full(faces_err[k], nan), bound_lhs_i=full(lhs, nan),
-            bound_lhs_i_stderr=full(err["lhs"][k], nan), bound_rhs_i=full(rhs, nan),
-            bound_holds_i=holds.reshape(shape),
-            delta_x_paper=float(est["dx_paper"][k]),
-            delta_x_paper_stderr=float(err["dx_paper"][k]),
-            delta_p_paper=float(est["dp_paper"][k]),
-            delta_p_paper_stderr=float(err["dp_paper"][k]),
-            product_paper=float(est["product_paper"][k]),
-            product_paper_stderr=float(err["product_paper"][k]),
-        ))
-        if not converged:
+    out = []  # warned here so that stacklevel=3 names the caller of packet/class_spreads
+    for k in range(integ.accumulated.sums.shape[1]):
+        result = _class_result(integ, est, err, faces_est, faces_err, k, method, rtol)
+        out.append(result)
+        if not result.converged:
+            product, product_se = result.product, result.product_stderr
             rel = product_se / product if product > 0 else math.inf
             warnings.warn(
-                f"Δx·Δp ({method}, n={n_eval}) has relative standard error {rel:.3g} > rtol="
-                f"{rtol:g}; increase n or use method='qmc'.",
+                f"Δx·Δp ({method}, n={integ.n_eval}) has relative standard error {rel:.3g} > "
+                f"rtol={rtol:g}; increase n or use method='qmc'.",
                 ConvergenceWarning, stacklevel=3,
             )
     return out
+
+
+def _quadrature_estimates(
+    integ: _Integrator, grid_points: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Composite-Simpson estimates on a tensor grid and grid-refinement errors |S(h)−S(2h)|/3."""
+    d = integ.d
+    pts = grid_points + (1 - grid_points % 2)  # Simpson needs an odd count
+    if pts < 5:
+        raise UncertaintyError("grid_points must be >= 5 for quadrature.")
+    if pts**d > 4_000_000:
+        raise UncertaintyError(
+            f"Quadrature on {d} free axes needs {pts}^{d} points; use method='qmc' (or "
+            "'mc'/'importance') above 2 dimensions, or fewer grid_points."
+        )
+    grid, weights, face, endpoint = _simpson_grid(integ.lo, integ.hi, pts)
+    integ.feed(grid, weights, face)
+    acc = integ.accumulated
+    # Face columns: the product weight on an edge point holds axis i's endpoint weight
+    # (h/3 fine, 2h/3 coarse); dividing it out leaves the other axes' Simpson weights.
+    acc.extra[..., d:] /= endpoint.repeat(1, 2)[:, None, :]
+    est = _spreads_from_sums(acc.all_sums[0], d) | _spreads_from_sums(acc.sums[0], d)
+    # Grid-refinement error |S(h) − S(2h)|/3: Richardson for O(h²) convergence, which is
+    # what Simpson degrades to on the kinks of ReLU networks (conservative when smooth).
+    coarse = _spreads_from_sums(acc.all_sums[1], d) | _spreads_from_sums(acc.sums[1], d)
+    err = {k: (est[k] - coarse[k]).abs() / 3 for k in est}
+    return est, err
+
+
+def _simpson_grid(lo: Tensor, hi: Tensor, pts: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Tensor grid of ``pts`` points per free axis (pts^d, d) in input units; its product
+    Simpson weights (2, pts^d) (fine, coarse); face signs (pts^d, d) (+1 on x_i = b_i, −1 on
+    x_i = a_i); and each axis's endpoint weight (2, d)."""
+    d = lo.numel()
+    axes, w_fine, w_coarse = [], [], []
+    for i in range(d):
+        axes.append(torch.linspace(float(lo[i]), float(hi[i]), pts, dtype=torch.float64))
+        wf, wc = _simpson_weights(pts, float(lo[i]), float(hi[i]))
+        w_fine.append(wf)
+        w_coarse.append(wc)
+    grid = torch.cartesian_prod(*axes).reshape(-1, d)
+    wf_all = torch.ones(grid.shape[0], dtype=torch.float64)
+    wc_all = torch.ones(grid.shape[0], dtype=torch.float64)
+    for i in range(d):
+        shape = [1] * d
+        shape[i] = pts
+        wf_all = (wf_all.reshape([pts] * d) * w_fine[i].reshape(shape)).reshape(-1)
+        wc_all = (wc_all.reshape([pts] * d) * w_coarse[i].reshape(shape)).reshape(-1)
+    first, last = torch.stack([ax[0] for ax in axes]), torch.stack([ax[-1] for ax in axes])
+    face = (grid == last).double() - (grid == first).double()  # edge points of the grid
+    endpoint = torch.stack([torch.stack([w[0] for w in w_fine]),
+                            torch.stack([w[0] for w in w_coarse])])
+    return grid, torch.stack([wf_all, wc_all]), face, endpoint
+
+
+def _mc_estimates(
+    integ: _Integrator, n: int, groups: int, generator: torch.Generator
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Estimates from ``n`` uniform draws, jackknifed over consecutive groups."""
+    n_groups = max(2, min(groups, n))
+    x = integ.lo + (integ.hi - integ.lo) * torch.rand(
+        n, integ.d, generator=generator, dtype=torch.float64
+    )
+    integ.feed(x, _group_weights(torch.ones(n, dtype=torch.float64), n_groups))
+    return _jackknife_all(integ.accumulated)
+
+
+def _qmc_estimates(
+    integ: _Integrator, n: int, replicates: int, generator: torch.Generator
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Estimates from independently scrambled Sobol sets, jackknifed over the sets."""
+    d = integ.d
+    if d > torch.quasirandom.SobolEngine.MAXDIM:
+        raise UncertaintyError(f"QMC supports at most {torch.quasirandom.SobolEngine.MAXDIM}"
+                               " free axes; use method='mc'.")
+    reps = max(2, int(replicates))
+    per = max(1, n // reps)
+    for r in range(reps):
+        engine = torch.quasirandom.SobolEngine(d, scramble=True, seed=_seed(generator))
+        u = engine.draw(per, dtype=torch.float64)
+        w = torch.zeros(reps, per, dtype=torch.float64)
+        w[r] = 1.0
+        integ.feed(integ.lo + (integ.hi - integ.lo) * u, w)
+    return _jackknife_all(integ.accumulated)
+
+
+def _importance_estimates(
+    integ: _Integrator, data: Tensor | None, n: int, groups: int, generator: torch.Generator,
+    uniform_fraction: float, bandwidth: float | None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Estimates from draws concentrated around ``data`` (weights 1/q), jackknifed over
+    consecutive groups."""
+    if data is None:
+        raise UncertaintyError("method='importance' needs data=(N, *sample_shape) points "
+                               "around which to concentrate the samples.")
+    x, w = _importance_draws(data, integ.domain, integ.free, integ.lo, integ.hi, n, generator,
+                             uniform_fraction, bandwidth)
+    n_groups = max(2, min(groups, n))
+    weights = _group_weights(w, n_groups)
+    keep = w > 0  # draws outside the box carry zero weight: skip their evaluation
+    integ.feed(x[keep], weights[:, keep])
+    if integ.acc is None:
+        raise UncertaintyError("No importance draw landed inside the domain.")
+    return _jackknife_all(integ.acc)
+
+
+def _class_result(
+    integ: _Integrator, est: dict[str, Tensor], err: dict[str, Tensor], faces_est: Tensor,
+    faces_err: Tensor, k: int, method: str, rtol: float,
+) -> Spreads:
+    """`Spreads` of class column ``k``, free-axis quantities placed in the sample shape."""
+    full = integ.to_sample
+    lower = integ.lower
+    center = ((integ.lo + integ.hi) / 2).float()
+    product, product_se = float(est["product"][k]), float(err["product"][k])
+    converged = bool(product_se <= rtol * product) if product > 0 else False
+    nan = torch.full_like(lower, math.nan)
+    boundary = est["boundary"][k]
+    lhs, rhs = est["lhs"][k], 0.5 * (1 - boundary).abs()
+    holds = torch.zeros_like(lower, dtype=torch.bool)
+    holds[integ.free] = lhs >= rhs * (1 - 1e-9)
+    return Spreads(
+        delta_x=float(est["delta_x"][k]), delta_x_stderr=float(err["delta_x"][k]),
+        delta_p=float(est["delta_p"][k]), delta_p_stderr=float(err["delta_p"][k]),
+        product=product, product_stderr=product_se,
+        mean_x=full(est["mean_x"][k].float() + center, lower),
+        mean_p=full(est["mean_p"][k]), delta_x_i=full(est["dx_i"][k]),
+        delta_p_i=full(est["dp_i"][k]), n_evaluations=integ.n_eval, method=method,
+        converged=converged, lower_bound=integ.d / 2,
+        boundary_term_i=full(boundary, nan),
+        boundary_term_i_stderr=full(err["boundary"][k], nan),
+        boundary_term_faces_i=full(faces_est[k], nan),
+        boundary_term_faces_i_stderr=full(faces_err[k], nan), bound_lhs_i=full(lhs, nan),
+        bound_lhs_i_stderr=full(err["lhs"][k], nan), bound_rhs_i=full(rhs, nan),
+        bound_holds_i=holds.reshape(integ.domain.shape),
+        delta_x_paper=float(est["dx_paper"][k]),
+        delta_x_paper_stderr=float(err["dx_paper"][k]),
+        delta_p_paper=float(est["dp_paper"][k]),
+        delta_p_paper_stderr=float(err["dp_paper"][k]),
+        product_paper=float(est["product_paper"][k]),
+        product_paper_stderr=float(err["product_paper"][k]),
+    )
 
 
 def _face_integrals(
