@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers  # noqa: F401 - the llm extra; missing, the registry names the install
@@ -55,7 +56,7 @@ from scirobust.llm.synthetic import (
     train_causal_lm,
     training_texts,
 )
-from scirobust.llm.tasks import write_jsonl
+from scirobust.llm.tasks import Task, write_jsonl
 from scirobust.report import save_case_figure, write_case_table
 from scirobust.results import Results
 from scirobust.sweep import Sweep
@@ -67,6 +68,12 @@ GRADIENT = ("fgsm", "bim")
 GAP = 0.10  # gradient accuracy at least this far below random-noise accuracy
 AT_CHANCE = 0.05  # "no better than random guessing": at most chance + this
 LITTLE = 0.05  # random noise "changes little": clean − random at most this
+DESCRIPTION = (
+    "Paper 001 Fig. 3 with a tiny Llama stand-in: lm-eval-style multiple-choice accuracy "
+    "(acc, acc_norm) on six synthetic benchmarks in the real ones' formats, clean and "
+    "with the output of the embedding layer perturbed by random sign noise, FGSM and BIM "
+    "of the same L∞ amplitude. Records: variable = task, epsilon = amplitude (embedding "
+    "units); ratio rows = adversarial / random error rate.")
 PAPER = (
     "TinyLlama on ARC-Challenge, ARC-Easy, HellaSwag, OpenBookQA, PIQA and Winogrande: "
     "gradient attacks cause significantly larger drops than random perturbations (Fig. 3; "
@@ -180,9 +187,47 @@ def run_llm(settings: LLMSettings, output: Path, *, seed: int = 0, device: str =
 
 def _run(settings: LLMSettings, output: Path, seed: int, device: str,
          quiet: bool) -> CaseOutput:
+    """`run_llm` after its checks: build, train, measure, present."""
     started = time.perf_counter()
+    texts, tasks = _write_benchmarks(settings, output, seed)
+    lm, tokenizer, losses, trained = _train_model(settings, texts, tasks, output, seed, device)
 
-    # ------------------------------------------------------------ build
+    sweep = Sweep(epsilons=settings.amplitudes, attacks=("random_sign", "fgsm", "bim"),
+                  n_random=settings.n_random, seed=seed, batch_size=settings.eval_rows)
+    results = evaluate_multiple_choice(lm, tokenizer, tasks, sweep, case=NAME,
+                                       model_name="tiny-llama", progress=not quiet)
+
+    chance = {t.name: t.chance for t in tasks}
+    _save_figures(results, settings, output)
+    _write_tables(results, settings, chance, losses, output)
+    n_params = sum(p.numel() for p in lm.parameters())
+    stand_in = (f"a {settings.layers}-layer Llama (hidden {settings.hidden_size}, "
+                f"{n_params / 1e3:.0f} k parameters, vocabulary {len(tokenizer)} words) trained "
+                f"on synthetic facts about {settings.n_animals} animals, asked in the six "
+                "benchmarks' formats; the paper: TinyLlama 1.1 B on the real test sets")
+    verdicts = _verdicts(results, chance, stand_in)
+    wall = time.perf_counter() - started
+    notes = _notes(results, settings, chance, seed, len(texts), losses, trained)
+    notes.extend(v.text() for v in verdicts)
+    notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
+    results.metadata.update({
+        "description": DESCRIPTION, "notes": notes, "settings": asdict(settings), "seed": seed,
+        "training": {"final_loss_nats_per_token": losses[-1], "epochs": settings.epochs,
+                     "texts": len(texts), "parameters": n_params, "train_seconds": trained},
+        "wall_time_s": wall,
+    })
+    summary = [["task", "chance", "clean", "random", "FGSM", "BIM"]] + [
+        [t, f"{chance[t]:.2f}"] + [f"{_acc(results, a, t, AMPLITUDE):.3f}"
+                                   for a in ("clean", "random_sign", "fgsm", "bim")]
+        for t in chance]
+    return finish(results, output, title="Language model under embedding noise (tiny Llama "
+                  "stand-in for TinyLlama)", summary=summary, verdicts=verdicts)
+
+
+def _write_benchmarks(settings: LLMSettings, output: Path,
+                      seed: int) -> tuple[list[str], list[Task]]:
+    """Write the synthetic world's training and test documents to ``data/*.jsonl``; return
+    the training texts and the six test benchmarks read back from their files."""
     world = World.generate(settings.n_animals, seed=seed)
     train = {t: make_split(world, t, seed, repeats=settings.train_repeats) for t in TASKS}
     paths = {t: write_jsonl(output / "data" / f"{t}-test.jsonl",
@@ -190,8 +235,14 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
              for t in TASKS}
     for t, docs in train.items():
         write_jsonl(output / "data" / f"{t}-train.jsonl", docs)
-    texts = training_texts(train)
-    tasks = [read_task_file(paths[t], t) for t in TASKS]
+    return training_texts(train), [read_task_file(paths[t], t) for t in TASKS]
+
+
+def _train_model(settings: LLMSettings, texts: list[str], tasks: list[Task], output: Path,
+                 seed: int, device: str) -> tuple[torch.nn.Module, Any, list[float], float]:
+    """Build the word tokenizer and the tiny Llama, train it on ``texts`` and save both to
+    ``model/``; return them, the mean loss per epoch (nats per token) and the training time
+    (s)."""
     tokenizer = build_word_tokenizer(
         texts + [c + k for task in tasks for q in task.questions for c, k in q.requests])
     lm = tiny_llama(tokenizer, hidden_size=settings.hidden_size, layers=settings.layers,
@@ -202,15 +253,11 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
     trained = time.perf_counter() - trained
     lm.save_pretrained(output / "model")
     tokenizer.save_pretrained(output / "model")
+    return lm, tokenizer, losses, trained
 
-    # ------------------------------------------------------------ measure
-    sweep = Sweep(epsilons=settings.amplitudes, attacks=("random_sign", "fgsm", "bim"),
-                  n_random=settings.n_random, seed=seed, batch_size=settings.eval_rows)
-    results = evaluate_multiple_choice(lm, tokenizer, tasks, sweep, case=NAME,
-                                       model_name="tiny-llama", progress=not quiet)
 
-    # ------------------------------------------------------------ present
-    chance = {t.name: t.chance for t in tasks}
+def _save_figures(results: Results, settings: LLMSettings, output: Path) -> None:
+    """Save the Fig. 3 bars (acc, acc_norm) and, for a sweep, acc against the amplitude."""
     save_case_figure(
         accuracy_bars(results, epsilon=AMPLITUDE, title="Tiny Llama stand-in on six synthetic "
                       "benchmarks: acc under embedding noise of L∞ amplitude 0.01"),
@@ -231,6 +278,12 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
             f"standard deviation is {results.metadata['embedding']['std']:.3f}) for every task: "
             "random sign noise vs FGSM and BIM; black: clean, dashed: chance, dotted: the "
             "paper's 0.01.")
+
+
+def _write_tables(results: Results, settings: LLMSettings, chance: dict[str, float],
+                  losses: list[float], output: Path) -> None:
+    """Write ``tables/accuracy.csv`` (acc per task, amplitude and condition) and
+    ``tables/training_loss.csv`` (nats per token per epoch)."""
     rows = [[t, f"{chance[t]:.3f}", eps] + [f"{_acc(results, a, t, eps):.4f}"
                                              for a in ("clean", "random_sign", "fgsm", "bim")]
             for eps in settings.amplitudes for t in chance]
@@ -239,14 +292,12 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
     write_case_table(output / "tables" / "training_loss.csv", ["epoch", "loss_nats_per_token"],
                      [[i + 1, v] for i, v in enumerate(losses)])
 
+
+def _notes(results: Results, settings: LLMSettings, chance: dict[str, float], seed: int,
+           n_texts: int, losses: list[float], trained: float) -> list[str]:
+    """The report's notes on the stand-in, the data, training and the amplitude (without the
+    verdicts and the wall time); ``trained`` is the training time (s)."""
     scale = results.metadata["embedding"]["std"]
-    n_params = sum(p.numel() for p in lm.parameters())
-    stand_in = (f"a {settings.layers}-layer Llama (hidden {settings.hidden_size}, "
-                f"{n_params / 1e3:.0f} k parameters, vocabulary {len(tokenizer)} words) trained "
-                f"on synthetic facts about {settings.n_animals} animals, asked in the six "
-                "benchmarks' formats; the paper: TinyLlama 1.1 B on the real test sets")
-    verdicts = _verdicts(results, chance, stand_in)
-    wall = time.perf_counter() - started
     below = [f"{t} {a.upper()} {_acc(results, a, t, AMPLITUDE):.2f}" for a in GRADIENT
              for t in chance if _acc(results, a, t, AMPLITUDE) < chance[t] - AT_CHANCE]
     notes = [
@@ -259,7 +310,7 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
         "pretrained=/path/TinyLlama-1.1B,attack=fgsm,amplitude=0.01 --tasks arc_challenge`.",
         f"Synthetic world: {settings.n_animals} animals with a colour, a home and a food "
         f"(seed {seed}). The training split states every fact in every task's format "
-        f"({len(texts)} texts, {settings.epochs} epochs of Adam, lr {settings.lr}); the test "
+        f"({n_texts} texts, {settings.epochs} epochs of Adam, lr {settings.lr}); the test "
         "split (data/*-test.jsonl) asks the same facts with fresh distractors, choice order "
         "and Winogrande pairs: clean accuracy measures recall of known facts, like a "
         "pretrained model's knowledge, not generalisation.",
@@ -282,26 +333,7 @@ def _run(settings: LLMSettings, output: Path, seed: int, device: str,
                      + ", ".join(below) + ".")
     if len(settings.amplitudes) > 1:
         notes.append(_threshold_note(results, chance, settings.amplitudes, scale))
-    notes.extend(v.text() for v in verdicts)
-    notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
-    results.metadata.update({
-        "description": (
-            "Paper 001 Fig. 3 with a tiny Llama stand-in: lm-eval-style multiple-choice accuracy "
-            "(acc, acc_norm) on six synthetic benchmarks in the real ones' formats, clean and "
-            "with the output of the embedding layer perturbed by random sign noise, FGSM and BIM "
-            "of the same L∞ amplitude. Records: variable = task, epsilon = amplitude (embedding "
-            "units); ratio rows = adversarial / random error rate."),
-        "notes": notes, "settings": asdict(settings), "seed": seed,
-        "training": {"final_loss_nats_per_token": losses[-1], "epochs": settings.epochs,
-                     "texts": len(texts), "parameters": n_params, "train_seconds": trained},
-        "wall_time_s": wall,
-    })
-    summary = [["task", "chance", "clean", "random", "FGSM", "BIM"]] + [
-        [t, f"{chance[t]:.2f}"] + [f"{_acc(results, a, t, AMPLITUDE):.3f}"
-                                   for a in ("clean", "random_sign", "fgsm", "bim")]
-        for t in chance]
-    return finish(results, output, title="Language model under embedding noise (tiny Llama "
-                  "stand-in for TinyLlama)", summary=summary, verdicts=verdicts)
+    return notes
 
 
 @single_threaded

@@ -42,8 +42,6 @@ no step) at eps 0.01 (paper 001 §2.2) and 0.1 embedding units.
 from __future__ import annotations
 
 import csv
-import itertools
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -55,14 +53,14 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from scirobust.cases import (
-    Case,
-    CaseOptions,
-    CaseOutput,
-    Verdict,
-    finish,
-    outcome,
-    single_threaded,
+from scirobust.cases import Case, CaseOptions, CaseOutput, finish, single_threaded
+from scirobust.cases._sentiment_verdicts import (
+    A,
+    B,
+    build_notes,
+    build_verdicts,
+    epoch_averaged_abs_cosines,
+    stand_in_text,
 )
 from scirobust.errors import DataError
 from scirobust.layers import FeatureAttackModel, feature_audit
@@ -74,16 +72,15 @@ from scirobust.uncertainty import input_gradient_cosine
 
 NAME = "sentiment"
 LABELS = ("negative", "neutral", "positive")
-PAPER = (  # paper 001 §3.4 and Fig. 6 (curves only: no number given; 10 seeds, 1000 epochs)
-    "the similarity between correct inputs and their gradients tends to zero for all models "
-    "(Fig. 6; no number given)",
-    "inputs not identified correctly share more features with their gradients than correct "
-    "ones, whose cosine tends to zero (§3.4, Fig. 6; no number given)",
-    "more accurate networks (accuracy set by the embedding size) show a more pronounced "
-    "similarity between incorrect inputs and their gradients (Fig. 6; no number given)")
-A = ("cosine_correct_words", "cosine_incorrect_words")  # reading A: split by the prediction
-B = ("cosine_true_label_gradient", "cosine_wrong_label_gradient")  # reading B: split by label
 SERIES = ("accuracy", *A, *(f"abs_{k}" for k in A), *B, *(f"abs_{k}" for k in B))
+DESCRIPTION = (
+    "Paper 001 Fig. 6: cosine between each word's vector and a loss gradient over "
+    "epochs for three embedding sizes, mean over seeds, in two readings: (A) "
+    f"{A[0]} / {A[1]} (true-label gradient, split by the prediction); (B) {B[0]} / "
+    f"{B[1]} (all words, gradient of the true vs a wrong label); abs_ = mean |cos| "
+    "(tables/cosine_over_epochs.csv, figures/case/fig6_cosine). Records: final-epoch "
+    "accuracy and cosines (model 'emb<d>', kind clean, step = epoch) and a random-sign "
+    "vs FGSM audit of the embedding layer of each size's seed-0 network (no step).")
 
 
 @dataclass(frozen=True)
@@ -202,30 +199,41 @@ def _plot(rows: list[dict], sizes: tuple[int, ...]) -> Figure:
     return fig
 
 
-def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
-                  quiet: bool = True) -> CaseOutput:
-    """Train every (embedding size, seed), record cosines over epochs, audit, report."""
-    started, output = time.perf_counter(), Path(output)
-    words, labels = load_words()
-    ids = torch.arange(len(words))
+def _train_network(settings: SentimentSettings, ids: Tensor, labels: Tensor, dim: int,
+                   network_seed: int) -> tuple[WordClassifier, dict[int, tuple[float, ...]]]:
+    """A network with word vectors of size ``dim`` trained from ``network_seed``, and its
+    `SERIES` (dimensionless) at every recorded epoch."""
+    torch.manual_seed(network_seed)
+    model = WordClassifier(len(ids), dim, settings.hidden)
+    model.embedding.weight.requires_grad_(settings.train_embedding)
+    curve: dict[int, tuple[float, ...]] = {}
+
+    def on_epoch(m: nn.Module, epoch: int) -> None:
+        if epoch == 1 or epoch % settings.every == 0:
+            curve[epoch] = _cosines(m, ids, labels)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    fit(model, torch.optim.Adam(params, lr=settings.lr), (ids, labels),
+        epochs=settings.epochs, batch_size=settings.batch_size, on_epoch=on_epoch,
+        generator=torch.Generator().manual_seed(network_seed))
+    return model, curve
+
+
+def _train_and_audit(settings: SentimentSettings, labels: Tensor, seed: int,
+                     ) -> tuple[dict[tuple[int, int], list[tuple[float, ...]]], Results]:
+    """Train every (embedding size, seed): the `SERIES` of each seed per (size, epoch), sizes
+    in order and epochs ascending, and the random-sign vs FGSM audit of the embedding layer
+    of each size's seed-0 network."""
+    ids = torch.arange(len(labels))
     sweep = Sweep(epsilons=settings.audit_epsilons, attacks=("random_sign", "fgsm"),
                   metrics=("accuracy",), n_random=5, seed=seed)
     results = Results()
-    by_epoch: dict[tuple[int, int], list[tuple[float, ...]]] = {}  # (size, epoch) -> per seed
+    by_epoch: dict[tuple[int, int], list[tuple[float, ...]]] = {}
     for dim in settings.embedding_sizes:
         for k in range(settings.seeds):
-            torch.manual_seed(seed * 1000 + k)
-            model = WordClassifier(len(words), dim, settings.hidden)
-            model.embedding.weight.requires_grad_(settings.train_embedding)
-
-            def on_epoch(m: nn.Module, epoch: int, dim: int = dim) -> None:
-                if epoch == 1 or epoch % settings.every == 0:
-                    by_epoch.setdefault((dim, epoch), []).append(_cosines(m, ids, labels))
-
-            params = [p for p in model.parameters() if p.requires_grad]
-            fit(model, torch.optim.Adam(params, lr=settings.lr), (ids, labels),
-                epochs=settings.epochs, batch_size=settings.batch_size, on_epoch=on_epoch,
-                generator=torch.Generator().manual_seed(seed * 1000 + k))
+            model, curve = _train_network(settings, ids, labels, dim, seed * 1000 + k)
+            for epoch, values in curve.items():
+                by_epoch.setdefault((dim, epoch), []).append(values)
             if k == 0:
                 with warnings.catch_warnings():  # the audit's checks on a tiny embedding
                     warnings.simplefilter("ignore")
@@ -234,18 +242,22 @@ def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
                                         keep_per_sample=False)
                 results.extend(res)
                 results.metadata = results.metadata or dict(res.metadata)
+    return by_epoch, results
 
+
+def _curve_rows(by_epoch: dict[tuple[int, int], list[tuple[float, ...]]]) -> list[dict]:
+    """One row per (size, epoch): every `SERIES` as mean, standard error and count over seeds."""
     rows: list[dict] = []
-    for (dim, epoch), values in by_epoch.items():  # sizes in order, epochs ascending
+    for (dim, epoch), values in by_epoch.items():
         row: dict = {"embedding_size": dim, "epoch": epoch}
         for j, key in enumerate(SERIES):
             row[key], row[key + "_se"], row[key + "_n_seeds"] = _seed_stats([v[j] for v in values])
         rows.append(row)
-    last = {r["embedding_size"]: r for r in rows}  # the last recorded epoch of each size
-    results.extend(Record(NAME, f"emb{dim}", "clean", 0.0, key, row[key], row[key + "_se"],
-                          row[key + "_n_seeds"], kind="clean", step=row["epoch"])
-                   for dim, row in last.items() for key in SERIES)
+    return rows
 
+
+def _write_curves(rows: list[dict], settings: SentimentSettings, output: Path) -> None:
+    """Write the curves over epochs as ``tables/cosine_over_epochs.csv`` and the Fig. 6 figure."""
     write_case_table(output / "tables" / "cosine_over_epochs.csv", list(rows[0]),
                      [list(r.values()) for r in rows])
     save_case_figure(
@@ -256,116 +268,41 @@ def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
         f"(dashed) gradient; embedding sizes {list(settings.embedding_sizes)}; mean ± s.e. "
         f"over {settings.seeds} seeds.")
 
-    # ------------------------------------------------------------ notes and verdicts
+
+def _summary(last: dict[int, dict], seeds: int) -> list[list[str]]:
+    """The report's summary table: final accuracy and cosines (mean ± s.e.) per size."""
+    return [["embedding", "accuracy", "(A) correct words", "(A) incorrect words",
+             "(B) true label", "(B) wrong label", "seeds with incorrect words"]] + [
+        [str(d), f"{r['accuracy']:.3f}"]
+        + [f"{r[k]:+.4f} ± {r[k + '_se']:.4f}" for k in (*A, *B)]
+        + [f"{r[A[1] + '_n_seeds']} of {seeds}"] for d, r in last.items()]
+
+
+def run_sentiment(settings: SentimentSettings, output: Path, *, seed: int = 0,
+                  quiet: bool = True) -> CaseOutput:
+    """Train every (embedding size, seed), record cosines over epochs, audit, report."""
+    started, output = time.perf_counter(), Path(output)
+    words, labels = load_words()
+    by_epoch, results = _train_and_audit(settings, labels, seed)
+    rows = _curve_rows(by_epoch)
+    last = {r["embedding_size"]: r for r in rows}  # the last recorded epoch of each size
+    results.extend(Record(NAME, f"emb{dim}", "clean", 0.0, key, row[key], row[key + "_se"],
+                          row[key + "_n_seeds"], kind="clean", step=row["epoch"])
+                   for dim, row in last.items() for key in SERIES)
+    _write_curves(rows, settings, output)
+
     sizes = settings.embedding_sizes
-    counts = ", ".join(f"{int((labels == i).sum())} {name}" for i, name in enumerate(LABELS))
-    accuracies = ", ".join(f"emb{d} {last[d]['accuracy']:.3f}" for d in sizes)
-    notes = [f"{len(words)} words ({counts}); {settings.seeds} seeds, {settings.epochs} "
-             f"epochs, Adam lr {settings.lr}; word vectors "
-             f"{'trained' if settings.train_embedding else 'fixed random (capacity rule)'}; "
-             "curves per epoch in tables/cosine_over_epochs.csv.",
-             f"Final accuracy (mean over seeds): {accuracies}. Capacity rule chosen from "
-             "accuracy alone in a 2-seed pilot before any cosine was computed: trained word "
-             "vectors reached 100 % at sizes 2, 8 and 32; weight decay 1e-2–1e-1 jumped between "
-             "100 % and the majority class; fixed random vectors gave ~50 % (2), ~73 % (4), "
-             "~99 % (8), 100 % (16, 32), so sizes 2, 4, 8 keep incorrect words in every network."]
-    # reading A: |cos| averaged over the recorded epochs at which some seed has incorrect words
-    gap = {}
-    for dim in sizes:
-        both = [r for r in rows if r["embedding_size"] == dim
-                and not np.isnan(r["abs_" + A[1]]) and not np.isnan(r["abs_" + A[0]])]
-        if both:
-            gap[dim] = (float(np.mean([r["abs_" + A[0]] for r in both])),
-                        float(np.mean([r["abs_" + A[1]] for r in both])), len(both))
-    stand_in = (f"a shipped list of {len(words)} labelled English words, fixed random word "
-                f"vectors of sizes {list(sizes)}, {settings.seeds} seeds × {settings.epochs} "
-                "epochs; the paper: English and Chinese words, three embedding sizes (not given), "
-                "10 seeds × 1000 epochs")
-
-    def pm(d: int, key: str) -> str:
-        return f"emb{d} {last[d][key]:+.3f} ± {last[d][key + '_se']:.3f}"
-
-    verdicts = []
-    for tag, key in (("A", A[0]), ("B", B[0])):
-        verdicts.append(Verdict(
-            f"({tag}) The mean cosine between inputs and their correct-label gradient tends to "
-            "0 over training.",
-            f"|final mean {key}| < 0.1 for every embedding size",
-            outcome([abs(last[d][key]) < 0.1 for d in sizes]),
-            f"Final epoch {last[sizes[0]]['epoch']}: " + ", ".join(pm(d, key) for d in sizes)
-            + ".", PAPER[0], f"{key} (dimensionless) at the last epoch, mean ± s.e. over "
-            "seeds: " + ", ".join(pm(d, key) for d in sizes), stand_in))
-    verdicts.append(Verdict(
-        "(A) Incorrectly classified words keep a larger |cosine| than correct ones.",
-        "|cos| of incorrect words > that of correct words, averaged over the recorded epochs "
-        "with incorrect words, per embedding size",
-        outcome([gap[d][1] > gap[d][0] if d in gap else False for d in sizes]),
-        "; ".join(f"emb{d}: {c:.4f} correct vs {i:.4f} incorrect over {n} epochs"
-                  for d, (c, i, n) in gap.items()) + ".", PAPER[1],
-        "mean |cos| (dimensionless) over the recorded epochs with incorrect words, correct vs "
-        "incorrect: " + "; ".join(f"emb{d} {c:.3f} vs {i:.3f}" for d, (c, i, _) in gap.items()),
-        stand_in))
-    verdicts.append(Verdict(
-        "(B) Inputs share more with the gradient of a wrong label than with that of their "
-        "correct label.",
-        f"final mean abs_{B[1]} > abs_{B[0]}, per embedding size",
-        outcome([last[d]["abs_" + B[1]] > last[d]["abs_" + B[0]] for d in sizes]),
-        f"Final epoch {last[sizes[0]]['epoch']}.", PAPER[1],
-        "final mean |cos| (dimensionless), true vs wrong label: " + "; ".join(
-            f"emb{d} {last[d]['abs_' + B[0]]:.3f} vs {last[d]['abs_' + B[1]]:.3f}"
-            for d in sizes), stand_in))
-    by_acc = sorted(sizes, key=lambda d: (last[d]["accuracy"], d))  # ties: by size
-    if len(sizes) >= 2 and np.ptp([last[d]["accuracy"] for d in sizes]) < 0.005:
-        notes.append(f"All embedding sizes end at the same accuracy ({accuracies}), so the "
-                     "paper's comparison across accuracies cannot be made at the last epoch.")
-    elif len(sizes) >= 2:
-        order = [d for d in by_acc if d in gap]
-        for tag, values, what in (
-                ("A", {d: gap[d][1] for d in order}, "epoch-averaged |cos| of incorrect words"),
-                ("B", {d: last[d]["abs_" + B[1]] for d in by_acc},
-                 "final |cos| with the wrong-label gradient")):
-            verdicts.append(Verdict(
-                f"({tag}) The similarity of incorrect inputs / gradients is larger for more "
-                "accurate networks.",
-                f"{what} increases monotonically with final accuracy (ties by size)",
-                outcome([len(values) >= 2 and all(
-                    values[a] <= values[b] for a, b in itertools.pairwise(values))]),
-                f"Final accuracy: {accuracies}.", PAPER[2],
-                f"final accuracy → {what} (dimensionless): " + ", ".join(
-                    f"emb{d} {last[d]['accuracy']:.1%} → {v:.3f}" for d, v in values.items()),
-                stand_in))
-    # E|cos| of a random direction with a fixed one in d dims: Γ(d/2) / (√π Γ((d+1)/2))
-    chance = {d: math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
-              for d in sizes}
-    notes.append(
-        "Post-hoc observation, added after the first full run (not a verdict; the verdicts "
-        "above are unchanged): mean |cos| of a random direction in d dimensions is "
-        + ", ".join(f"{chance[d]:.2f} (d={d})" for d in sizes) + ", so |cos| compared across "
-        "embedding sizes mostly measures the dimension; the signed final mean "
-        f"{B[1]} is " + ", ".join(f"emb{d} {last[d][B[1]]:+.3f}" for d in by_acc)
-        + f" and {B[0]} " + ", ".join(f"emb{d} {last[d][B[0]]:+.3f}" for d in by_acc)
-        + " (sizes in order of final accuracy).")
+    gap = epoch_averaged_abs_cosines(rows, sizes)
+    verdicts = build_verdicts(last, gap, sizes, stand_in_text(len(words), settings))
+    notes = build_notes(settings, labels, LABELS, last)
     wall = time.perf_counter() - started
     notes.append(f"Wall time {wall:.0f} s; torch threads {torch.get_num_threads()}.")
     results.metadata.update({
         "standard_figures": False,  # records per epoch and two eps: the case figure tells it
-        "step_label": "epoch",
-        "description": (
-            "Paper 001 Fig. 6: cosine between each word's vector and a loss gradient over "
-            "epochs for three embedding sizes, mean over seeds, in two readings: (A) "
-            f"{A[0]} / {A[1]} (true-label gradient, split by the prediction); (B) {B[0]} / "
-            f"{B[1]} (all words, gradient of the true vs a wrong label); abs_ = mean |cos| "
-            "(tables/cosine_over_epochs.csv, figures/case/fig6_cosine). Records: final-epoch "
-            "accuracy and cosines (model 'emb<d>', kind clean, step = epoch) and a random-sign "
-            "vs FGSM audit of the embedding layer of each size's seed-0 network (no step)."),
+        "step_label": "epoch", "description": DESCRIPTION,
         "notes": notes, "settings": asdict(settings), "wall_time_s": wall, "seed": seed})
-    summary = [["embedding", "accuracy", "(A) correct words", "(A) incorrect words",
-                "(B) true label", "(B) wrong label", "seeds with incorrect words"]] + [
-        [str(d), f"{r['accuracy']:.3f}"]
-        + [f"{r[k]:+.4f} ± {r[k + '_se']:.4f}" for k in (*A, *B)]
-        + [f"{r[A[1] + '_n_seeds']} of {settings.seeds}"] for d, r in last.items()]
     return finish(results, output, title="Sentiment words: input–gradient cosine",
-                  summary=summary, verdicts=verdicts)
+                  summary=_summary(last, settings.seeds), verdicts=verdicts)
 
 
 @single_threaded
