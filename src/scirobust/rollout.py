@@ -244,6 +244,7 @@ def _run_one(
     keep: set[int],
     attack_kwargs: dict[str, Any],
 ) -> RolloutTrace:
+    """Per-step scores (units of the fields) and kept states of one rollout of one draw."""
     rmse, acc, states, inputs = [], [], {}, {}
     state = x0.detach()
     for k in range(steps):
@@ -266,6 +267,95 @@ def _run_one(
             states[k + 1] = state.detach().cpu()
             inputs[k + 1] = fed.detach().cpu()
     return RolloutTrace(np.stack(rmse), np.stack(acc) if acc else None, states, inputs)
+
+
+def _checked_steps(initial_states: Tensor, targets: Tensor, steps: int | None, perturb: str,
+                   gradient: str, attack_kwargs: dict[str, Any] | None) -> int:
+    """Number of model steps to roll out, after checking the shapes, modes and attack options."""
+    if not isinstance(initial_states, Tensor) or not initial_states.is_floating_point():
+        raise DataError("initial_states must be a floating-point tensor (batch, C, ...).")
+    if initial_states.dim() < 2:
+        raise DataError("initial_states need shape (batch, C, ...).")
+    if targets.dim() != initial_states.dim() + 1 or targets.shape[0] != initial_states.shape[0] \
+            or targets.shape[2:] != initial_states.shape[1:]:
+        raise DataError(
+            f"targets must have shape (batch, steps, C, ...) = ({initial_states.shape[0]}, "
+            f"steps, {', '.join(map(str, initial_states.shape[1:]))}); got "
+            f"{tuple(targets.shape)}."
+        )
+    steps = int(targets.shape[1] if steps is None else steps)
+    if not 1 <= steps <= targets.shape[1]:
+        raise ConfigError(f"steps must be in [1, {targets.shape[1]}] (the targets given); "
+                          f"got {steps}.")
+    if perturb not in ("every_step", "initial"):
+        raise ConfigError(f"perturb must be 'every_step' or 'initial'; got {perturb!r}.")
+    if gradient not in ("per_step", "through"):
+        raise ConfigError(f"gradient must be 'per_step' or 'through'; got {gradient!r}.")
+    if gradient == "through" and perturb != "initial":
+        raise ConfigError(
+            "gradient='through' differentiates the whole rollout with respect to the initial "
+            "condition, so it needs perturb='initial'. Use gradient='per_step' for "
+            "perturbations at every step."
+        )
+    unknown = set(attack_kwargs or {}) - {"steps", "step_size", "random_start"}
+    if unknown:
+        raise ConfigError(f"attack_kwargs may set steps, step_size, random_start; got "
+                          f"{sorted(unknown)}.")
+    return steps
+
+
+def _variable_names(variables: Sequence[str] | None, n_vars: int) -> list[str]:
+    """The names of the ``n_vars`` variables (default ``v0``, ``v1``...), checked."""
+    names = list(variables) if variables is not None else [f"v{i}" for i in range(n_vars)]
+    if len(names) != n_vars:
+        raise ConfigError(f"{len(names)} variable names for {n_vars} variables.")
+    return names
+
+
+def _default_objective(weights: Tensor | None, dtype: torch.dtype) -> ObjectiveBuilder:
+    """Builder ``true_next -> objectives.mse(true_next)``, latitude-weighted when ``weights``
+    (one per latitude row, dimensionless) are given."""
+    w_obj = None if weights is None else weights.reshape(-1, 1).to(dtype)
+    return lambda true: objectives.mse(true, weights=w_obj)
+
+
+def _audit_cell(
+    model: Callable[[Tensor], Tensor],
+    initial_states: Tensor,
+    targets: Tensor,
+    steps: int,
+    sweep: Sweep,
+    run: AttackRun | None,
+    eps: float,
+    attack_kwargs: dict[str, Any] | None,
+    common: dict[str, Any],
+) -> tuple[dict[str, np.ndarray], RolloutTrace]:
+    """Scores of every draw of one (attack, epsilon) cell and the trace of its first draw.
+
+    Scores: ``{"lat_rmse": ..., "acc": ...}`` arrays ``(draws, steps, batch, C)`` in the units
+    of the fields (``acc`` dimensionless, only with a climatology); ``run`` None is the clean cell.
+    """
+    label = run.key if run else "clean"
+    budget = sweep.budget.scaled(eps)
+    # the legacy attack_kwargs reach gradient attacks only; a run's own options override them
+    options = ({} if run is None else run.options() if run.is_random
+               else {**(attack_kwargs or {}), **run.options()})
+    rm, ac = [], []
+    first: RolloutTrace | None = None
+    for draw in range(sweep.draws(run)):
+        trace = _run_one(model, initial_states, targets, steps, run.name if run else None, budget,
+                         generator=sweep.generator(label, eps, draw), attack_kwargs=options,
+                         **common)
+        rm.append(trace.lat_rmse)
+        if trace.acc is not None:
+            ac.append(trace.acc)
+        if draw == 0:
+            first = trace
+    assert first is not None  # every cell has at least one draw
+    scores = {"lat_rmse": np.stack(rm)}
+    if ac:
+        scores["acc"] = np.stack(ac)
+    return scores, first
 
 
 def rollout_audit(
@@ -320,86 +410,38 @@ def rollout_audit(
     """
     started = time.perf_counter()
     sweep = Sweep.resolve(sweep, defaults={"epsilons": (1.0,), "n_random": 3}, **options)
-    if not isinstance(initial_states, Tensor) or not initial_states.is_floating_point():
-        raise DataError("initial_states must be a floating-point tensor (batch, C, ...).")
-    if initial_states.dim() < 2:
-        raise DataError("initial_states need shape (batch, C, ...).")
-    if targets.dim() != initial_states.dim() + 1 or targets.shape[0] != initial_states.shape[0] \
-            or targets.shape[2:] != initial_states.shape[1:]:
-        raise DataError(
-            f"targets must have shape (batch, steps, C, ...) = ({initial_states.shape[0]}, "
-            f"steps, {', '.join(map(str, initial_states.shape[1:]))}); got "
-            f"{tuple(targets.shape)}."
-        )
-    steps = int(targets.shape[1] if steps is None else steps)
-    if not 1 <= steps <= targets.shape[1]:
-        raise ConfigError(f"steps must be in [1, {targets.shape[1]}] (the targets given); "
-                          f"got {steps}.")
-    if perturb not in ("every_step", "initial"):
-        raise ConfigError(f"perturb must be 'every_step' or 'initial'; got {perturb!r}.")
-    if gradient not in ("per_step", "through"):
-        raise ConfigError(f"gradient must be 'per_step' or 'through'; got {gradient!r}.")
-    if gradient == "through" and perturb != "initial":
-        raise ConfigError(
-            "gradient='through' differentiates the whole rollout with respect to the initial "
-            "condition, so it needs perturb='initial'. Use gradient='per_step' for "
-            "perturbations at every step."
-        )
-    unknown = set(attack_kwargs or {}) - {"steps", "step_size", "random_start"}
-    if unknown:
-        raise ConfigError(f"attack_kwargs may set steps, step_size, random_start; got "
-                          f"{sorted(unknown)}.")
-    n_vars = initial_states.shape[1]
-    names = list(variables) if variables is not None else [f"v{i}" for i in range(n_vars)]
-    if len(names) != n_vars:
-        raise ConfigError(f"{len(names)} variable names for {n_vars} variables.")
+    steps = _checked_steps(initial_states, targets, steps, perturb, gradient, attack_kwargs)
+    names = _variable_names(variables, initial_states.shape[1])
     targets = targets[:, :steps].detach()
     weights = latitude_weights(lat) if lat is not None else None
     if weights is not None:
-        _weights_for(initial_states, weights)
+        _weights_for(initial_states, weights)  # a length mismatch fails before any model call
     if objective is None:
-        w_obj = None if weights is None else weights.reshape(-1, 1).to(initial_states.dtype)
-        objective = lambda true: objectives.mse(true, weights=w_obj)  # noqa: E731
-    keep = {int(k) for k in keep_states}
+        objective = _default_objective(weights, initial_states.dtype)
     common = dict(perturb=perturb, gradient=gradient, build_objective=objective,
-                  weights=weights, climatology=climatology, keep=keep)
-
-    def options_of(run: AttackRun) -> dict[str, Any]:
-        return run.options() if run.is_random else {**(attack_kwargs or {}), **run.options()}
+                  weights=weights, climatology=climatology, keep={int(k) for k in keep_states})
 
     results = Results()
     traces: dict[tuple[str, float], RolloutTrace] = {}
-    n = initial_states.shape[0]
     # eval mode (no dropout) for the whole audit, restored afterwards
     with preserved_model_state(model):
         for run, eps in sweep.cells():
-            label = run.key if run else "clean"
-            budget = sweep.budget.scaled(eps)
-            rm, ac = [], []
-            for draw in range(sweep.draws(run)):
-                trace = _run_one(model, initial_states, targets, steps,
-                                 run.name if run else None, budget,
-                                 generator=sweep.generator(label, eps, draw),
-                                 attack_kwargs=options_of(run) if run else {}, **common)
-                rm.append(trace.lat_rmse)
-                if trace.acc is not None:
-                    ac.append(trace.acc)
-                if draw == 0:
-                    traces[(label, eps)] = trace
-            kind = run.kind if run else "clean"
-            for base, arr in (("lat_rmse", np.stack(rm)), ("acc", np.stack(ac) if ac else None)):
-                if arr is not None:  # (draws, steps, B, C)
-                    results.records += _score_records(arr, names, case, model_name, label, eps,
-                                                      base, kind)
+            label, kind = (run.key, run.kind) if run else ("clean", "clean")
+            scores, traces[(label, eps)] = _audit_cell(model, initial_states, targets, steps,
+                                                       sweep, run, eps, attack_kwargs, common)
+            for base, arr in scores.items():
+                results.records += _score_records(arr, names, case, model_name, label, eps,
+                                                  base, kind)
     results.records.extend(ratio_records(results.records, {"lat_rmse"},
                                          baseline=sweep.baseline))
     results.metadata = {
         "rollout": {
             "steps": steps, "perturb": perturb, "gradient": gradient,
             "attacks": [r.key for r in sweep.attacks], "epsilons": list(sweep.epsilons),
-            "n_random": sweep.n_random, "n_initial_conditions": n, "variables": names,
-            "eps_max": sweep.budget.eps_max, "latitude_weighted": weights is not None,
-            "acc": climatology is not None, "seed": sweep.seed,
+            "n_random": sweep.n_random, "n_initial_conditions": initial_states.shape[0],
+            "variables": names, "eps_max": sweep.budget.eps_max,
+            "latitude_weighted": weights is not None, "acc": climatology is not None,
+            "seed": sweep.seed,
         },
         "step_label": "lead time (model steps)",
         "wall_time_s": time.perf_counter() - started,

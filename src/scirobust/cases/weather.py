@@ -29,22 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch_harmonics  # noqa: F401  the weather extra: data generation needs it
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from scirobust.cases import Case, CaseOptions, CaseOutput, Outcome, Verdict, finish
+from scirobust.cases._weather_figures import ROLLOUTS, rmse_figures, wind_maps
 from scirobust.cases._weather_train import skill_at, stripe_index, train, training_figure
-from scirobust.report import COLORS, save_case_figure, write_case_table
+from scirobust.report import write_case_table
 from scirobust.results import Record, Results
-from scirobust.rollout import per_variable_budget, rollout_audit
+from scirobust.rollout import RolloutTrace, per_variable_budget, rollout_audit
 from scirobust.weather.afno import AFNONet
 from scirobust.weather.gridded import GriddedData, NormStats
 from scirobust.weather.shallow_water import FIELDS, UNITS, generate
 
 CASE_NAME = "weather"
-# (record kind, attack label, legend): the three rollouts every figure and table shows
-ROLLOUTS = (("clean", "clean", "clean"), ("random", "random_sign", "random ±ε"),
-            ("adversarial", "fgsm", "FGSM ε"))
 # model label -> predicts the increment? FourCastNet predicts x_{t+1} directly: that form is the
 # paper's and decides the verdict; the residual form (x + net(x)) lets random noise at every
 # step pass straight through the skip path, so it is reported beside it as a variant.
@@ -101,83 +97,6 @@ class WeatherSettings:
                    iterations=1500, eval_every=100, patience=4)
 
 
-def _maps(directory: Path, fields: list[torch.Tensor], lat: np.ndarray, lon: np.ndarray,
-          stats: NormStats, lead_h: float) -> None:
-    """Wind speed (m/s) at lead ``lead_h`` (h) of initial condition 1: ``fields`` = the three
-    fed inputs and three predictions (clean, random, FGSM), then the truth, normalised
-    ``(4, lat, lon)``."""
-    titles = ["input, clean", "input + random ±ε", "input + FGSM ε", "prediction, clean",
-              "prediction, random", "prediction, FGSM", f"ground truth (+{lead_h:g} h)"]
-    speeds = [np.hypot(*(f[i].numpy() * stats.std[i] + stats.mean[i] for i in (1, 2)))
-              for f in fields]
-    vmax = float(np.percentile(np.concatenate([s.ravel() for s in speeds]), 99.5))
-    fig = Figure(figsize=(13.0, 6.4), layout="constrained")
-    axes = fig.subplots(2, 4)
-    extent = (lon[0], lon[-1], lat[-1], lat[0])
-    # zoom: the 40°×60° box around the largest FGSM-vs-truth wind-speed error
-    j, i = np.unravel_index(np.argmax(np.abs(speeds[5] - speeds[6])), speeds[5].shape)
-    # kept inside the map: a box across the date line would show blank margins
-    box = (float(np.clip(lon[i] - 30, lon[0], lon[-1] - 60)),
-           float(np.clip(lat[j] - 20, lat[-1], lat[0] - 40)), 60, 40)
-    panels = [*axes[0, :3], *axes[1, :3], axes[0, 3]]
-    for ax, title, sp in zip(panels, titles, speeds, strict=True):
-        im = ax.imshow(sp, extent=extent, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("longitude (°E)", fontsize=8)
-        ax.set_ylabel("latitude (°N)", fontsize=8)
-    for ax in (axes[0, 3], axes[1, 2]):
-        ax.add_patch(Rectangle(box[:2], box[2], box[3], fill=False, ec="white", lw=1.2))
-    ax = axes[1, 3]
-    ax.imshow(speeds[5], extent=extent, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-    ax.contour(lon, lat, speeds[6], levels=6, colors="white", linewidths=0.6)
-    ax.set_xlim(box[0], box[0] + box[2])
-    ax.set_ylim(box[1], box[1] + box[3])
-    ax.set_title("zoom: FGSM prediction (colour)\nvs truth (white contours)", fontsize=9)
-    fig.colorbar(im, ax=axes, shrink=0.8).set_label("wind speed |(u, v)| (m/s)")
-    fig.suptitle(f"Wind speed at lead +{lead_h:g} h, initial condition 1, perturbed at every "
-                 "step")
-    save_case_figure(fig, directory, "weather_1_wind_maps",
-                     "Paper Fig. 2A analogue: wind speed of the state fed to the model at the "
-                     "verdict's lead (top: clean, random ±ε, FGSM ε = 0.05 normalised units), the "
-                     "predictions (bottom), the ground truth (top right) and a zoom on the box "
-                     "of largest FGSM error.")
-
-
-def _curves(directory: Path, rows: dict[tuple, Record], leads: list[int], hours: float,
-            bar_lead: int) -> None:
-    """Bars at lead ``bar_lead`` (steps) and curves against lead time of lat-weighted RMSE per
-    variable; ``rows[(kind, variable, step)]`` are the physical-unit lat_rmse records."""
-    fig = Figure(figsize=(11.0, 3.0), layout="constrained")
-    for ax, var in zip(fig.subplots(1, len(FIELDS)), FIELDS, strict=True):
-        recs = [rows[(kind, var, bar_lead)] for kind, _, _ in ROLLOUTS]
-        ax.bar([0, 1, 2], [r.value for r in recs], yerr=[r.stderr for r in recs], capsize=3,
-               color=[COLORS[kind] for kind, _, _ in ROLLOUTS])
-        ax.set_xticks([0, 1, 2], ["clean", "random", "FGSM"])
-        ax.set_title(var)
-        ax.set_ylabel(f"lat-weighted RMSE ({UNITS[var]})")
-    fig.suptitle(f"RMSE per variable at lead +{bar_lead * hours:g} h (mean over initial "
-                 "conditions ± standard error)")
-    save_case_figure(fig, directory, "weather_2_rmse_bars",
-                     "Paper Fig. 2B analogue: latitude-weighted RMSE per variable at the "
-                     "verdict's lead time, clean (black), random ±ε (blue, mean of the draws), "
-                     "FGSM ε (vermillion); error bars: standard error over the initial conditions.")
-    fig = Figure(figsize=(11.0, 3.0), layout="constrained")
-    axes = fig.subplots(1, len(FIELDS))
-    for ax, var in zip(axes, FIELDS, strict=True):
-        for (kind, _, legend), marker in zip(ROLLOUTS, "oos", strict=True):
-            recs = [rows[(kind, var, k)] for k in leads]
-            ax.errorbar(np.array(leads) * hours, [r.value for r in recs],
-                        yerr=[r.stderr for r in recs], color=COLORS[kind], marker=marker,
-                        label=legend, capsize=2)
-        ax.set_xlabel("lead time (h)")
-        ax.set_ylabel(f"RMSE ({UNITS[var]})")
-        ax.set_title(var)
-    axes[0].legend(fontsize=7)
-    save_case_figure(fig, directory, "weather_3_rmse_vs_lead",
-                     "Latitude-weighted RMSE against lead time per variable (mean over initial "
-                     "conditions ± standard error), perturbation at every step.")
-
-
 def _physical(r: Record, std: float) -> Record:
     """A normalised lat_rmse record in physical units (times the variable's std)."""
     return dataclasses.replace(r, value=r.value * std, stderr=r.stderr * std,
@@ -223,117 +142,157 @@ def _verdict(rows: dict[tuple, Record], last: int, hours: float,
                  "instead of ERA5 and the pretrained FourCastNet")
 
 
-def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -> CaseOutput:
-    """Generate shallow-water data, train the AFNO, audit rollouts, write results and report."""
-    started = time.perf_counter()
-    s = settings or (WeatherSettings.quick() if options.quick else WeatherSettings.full())
-    directory = Path(options.output)
-    hours, leads = s.step_hours, list(range(1, s.lead_steps + 1))
+def _validation_lead(s: WeatherSettings) -> int:
+    """Model steps to +6 h, the lead of the validation skill (at least one step)."""
+    return max(1, round(6.0 / s.step_hours))
 
-    # build: data (physical units), normalisation, model
-    torch.manual_seed(options.seed)
+
+@dataclass(frozen=True)
+class _WeatherData:
+    """The case's shallow-water fields; tensors normalised per variable (units of its std)."""
+
+    stats: NormStats  # per-variable mean and std, physical units
+    x: torch.Tensor  # training pairs: states (N, C, lat, lon) ...
+    y: torch.Tensor  # ... and the states one model step later
+    xv: torch.Tensor  # validation pairs (independent trajectories)
+    yv: torch.Tensor
+    val: torch.Tensor  # validation trajectories (n_traj, n_times, C, lat, lon)
+    x0: torch.Tensor  # test initial conditions (n_test, C, lat, lon)
+    targets: torch.Tensor  # true test states at leads 1 .. lead_steps (n_test, L, C, lat, lon)
+    clim: torch.Tensor  # climatology: the training mean state per grid point (C, lat, lon)
+    lat: np.ndarray  # grid latitudes (°N)
+    lon: np.ndarray  # grid longitudes (°E)
+    seconds: float  # wall time of the data generation (s)
+
+
+def _prepare_data(s: WeatherSettings, seed: int) -> _WeatherData:
+    """Training, validation and test trajectories from independent seeds, normalised with the
+    training set's per-variable mean and std."""
     t0 = time.perf_counter()
-    common = dict(nlat=s.nlat, nlon=s.nlon, step_hours=hours, spinup_hours=s.spinup_hours)
-    data = generate(s.n_train_traj, s.n_train_times, seed=options.seed, **common)
-    test = generate(s.n_test, s.lead_steps + 1, seed=options.seed + 10_000, **common)
+    common = dict(nlat=s.nlat, nlon=s.nlon, step_hours=s.step_hours, spinup_hours=s.spinup_hours)
+    data = generate(s.n_train_traj, s.n_train_times, seed=seed, **common)
+    test = generate(s.n_test, s.lead_steps + 1, seed=seed + 10_000, **common)
     # validation: independent trajectories for early stopping and the +6 h skill
-    val = generate(s.n_val_traj, s.n_train_times, seed=options.seed + 20_000, **common)
-    data_time = time.perf_counter() - t0
-    variables = list(FIELDS)
+    val = generate(s.n_val_traj, s.n_train_times, seed=seed + 20_000, **common)
+    seconds = time.perf_counter() - t0
     flat = data.data.reshape(-1, *data.data.shape[2:])
-    stats = NormStats.compute(GriddedData(flat, variables, data.lat, data.lon))
-    norm = torch.as_tensor(stats.normalize(data.data, axis=2), dtype=torch.float32)
-    x = norm[:, :-1].reshape(-1, *norm.shape[2:])
-    y = norm[:, 1:].reshape(-1, *norm.shape[2:])
-    test_norm = torch.as_tensor(stats.normalize(test.data, axis=2), dtype=torch.float32)
-    x0, targets = test_norm[:, 0], test_norm[:, 1:]
-    val_norm = torch.as_tensor(stats.normalize(val.data, axis=2), dtype=torch.float32)
-    xv = val_norm[:, :-1].reshape(-1, *norm.shape[2:])
-    yv = val_norm[:, 1:].reshape(-1, *norm.shape[2:])
-    clim = norm.mean(dim=(0, 1))  # climatology: the training mean state per grid point
-    lead6 = max(1, round(6.0 / hours))  # model steps to +6 h, for the validation skill
-    vl = s.verdict_lead_steps
-    std = {v: float(sd) for v, sd in zip(variables, stats.std, strict=True)}
-    results, infos, skill, stripes, audit_time = Results(), {}, {}, {}, 0.0
+    stats = NormStats.compute(GriddedData(flat, list(FIELDS), data.lat, data.lon))
+
+    def normalised(states: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(stats.normalize(states, axis=2), dtype=torch.float32)
+
+    norm, test_norm, val_norm = normalised(data.data), normalised(test.data), normalised(val.data)
+    sample = norm.shape[2:]
+    return _WeatherData(
+        stats, norm[:, :-1].reshape(-1, *sample), norm[:, 1:].reshape(-1, *sample),
+        val_norm[:, :-1].reshape(-1, *sample), val_norm[:, 1:].reshape(-1, *sample), val_norm,
+        test_norm[:, 0], test_norm[:, 1:], norm.mean(dim=(0, 1)), test.lat, test.lon, seconds)
+
+
+@dataclass
+class _ModelRuns:
+    """Both AFNO forms trained and audited: records (lat_rmse in physical units), training
+    summaries, validation skill (physical units), stripe indices, the paper model's traces and
+    audit metadata, and the audits' wall time (s)."""
+
+    results: Results = dataclasses.field(default_factory=Results)
+    infos: dict[str, dict] = dataclasses.field(default_factory=dict)
+    skill: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    stripes: dict[str, float] = dataclasses.field(default_factory=dict)
+    traces: dict[tuple[str, float], RolloutTrace] = dataclasses.field(default_factory=dict)
+    audit_metadata: dict = dataclasses.field(default_factory=dict)
+    audit_time: float = 0.0
+
+
+def _train_and_audit(d: _WeatherData, s: WeatherSettings, seed: int) -> _ModelRuns:
+    """Every form in `MODELS` trained from the same initial weights, its +6 h validation skill,
+    and its rollouts audited (clean, random ±ε, FGSM ε at every step)."""
+    runs = _ModelRuns()
+    lead6 = _validation_lead(s)
+    std = {v: float(sd) for v, sd in zip(FIELDS, d.stats.std, strict=True)}
     init_state = torch.get_rng_state()  # both forms start from the same initial weights
     for name, residual in MODELS.items():
         torch.set_rng_state(init_state)
-        model = AFNONet((s.nlat, s.nlon), len(variables), patch=s.patch,
+        model = AFNONet((s.nlat, s.nlon), len(FIELDS), patch=s.patch,
                         embed_dim=s.embed_dim, depth=s.depth, num_blocks=s.num_blocks,
                         residual=residual, head_channels=s.head_channels)
-        infos[name] = train(model, x, y, xv, yv, iterations=s.iterations,
-                            batch_size=s.batch_size, lr=s.lr, eval_every=s.eval_every,
-                            patience=s.patience, seed=options.seed)
-        skill[name] = skill_at(model, val_norm, lead6, val.lat, clim, stats.std)
-        stripes[name] = stripe_index(model, xv, yv, s.patch)
+        runs.infos[name] = train(model, d.x, d.y, d.xv, d.yv, iterations=s.iterations,
+                                 batch_size=s.batch_size, lr=s.lr, eval_every=s.eval_every,
+                                 patience=s.patience, seed=seed)
+        runs.skill[name] = skill_at(model, d.val, lead6, d.lat, d.clim, d.stats.std)
+        runs.stripes[name] = stripe_index(model, d.xv, d.yv, s.patch)
         # measure: one normalised unit per variable times the sweep epsilon (records carry ε)
         t0 = time.perf_counter()
         res_norm, model_traces = rollout_audit(
-            model, x0, targets, s.lead_steps, budget=per_variable_budget(1.0, len(variables)),
+            model, d.x0, d.targets, s.lead_steps, budget=per_variable_budget(1.0, len(FIELDS)),
             epsilons=[s.epsilon], attacks=[label for _, label, _ in ROLLOUTS[1:]],
-            n_random=s.n_random, seed=options.seed, perturb="every_step", lat=test.lat,
-            climatology=clim, variables=variables, keep_states=(vl,), case=CASE_NAME,
-            model_name=name)
-        audit_time += time.perf_counter() - t0
+            n_random=s.n_random, seed=seed, perturb="every_step", lat=d.lat,
+            climatology=d.clim, variables=list(FIELDS), keep_states=(s.verdict_lead_steps,),
+            case=CASE_NAME, model_name=name)
+        runs.audit_time += time.perf_counter() - t0
         # lat_rmse to physical units (ratios and ACC are dimensionless)
-        results.extend(_physical(r, std[r.variable]) if r.metric == "lat_rmse"
-                       and r.kind != "ratio" else r for r in res_norm.records)
+        runs.results.extend(_physical(r, std[r.variable]) if r.metric == "lat_rmse"
+                            and r.kind != "ratio" else r for r in res_norm.records)
         if name == PAPER_MODEL:
-            traces, metadata = model_traces, res_norm.metadata
-    by_model = {name: {(r.kind, r.variable, r.step): r for r in results
-                       if r.metric == "lat_rmse" and r.model == name} for name in MODELS}
-    rows = by_model[PAPER_MODEL]
-    acc = {(r.model, r.kind, r.variable, r.step): r.value for r in results if r.metric == "acc"}
-    # the scalar quantities of the training table (the validation curve has its figure)
-    info = [q for q in infos[PAPER_MODEL] if q != "curve"]
+            runs.traces, runs.audit_metadata = model_traces, res_norm.metadata
+    return runs
 
-    # present
+
+def _write_tables(directory: Path, runs: _ModelRuns, by_model: dict[str, dict[tuple, Record]],
+                  s: WeatherSettings, data_seconds: float) -> None:
+    """Tables of RMSE (physical units) and ACC by lead, training summaries, and validation skill
+    against persistence and climatology."""
+    hours, leads, lead6 = s.step_hours, range(1, s.lead_steps + 1), _validation_lead(s)
+    acc = {(r.model, r.kind, r.variable, r.step): r.value for r in runs.results
+           if r.metric == "acc"}
+    # the scalar quantities of the training table (the validation curve has its figure)
+    info = [q for q in runs.infos[PAPER_MODEL] if q != "curve"]
     write_case_table(
         directory / "tables" / "weather_rmse_by_lead.csv",
         ["model", "variable", "lead_h", "units", "clean", "clean_se", "random", "random_se",
          "random_spread", "fgsm", "fgsm_se", "fgsm_over_random", "acc_clean", "acc_random",
          "acc_fgsm"],
         [[name, var, k * hours, UNITS[var], *(
-            getattr(by_model[name][(kind, var, k)], field) for kind, field in (
+            getattr(by_model[name][(kind, var, k)], column) for kind, column in (
                 ("clean", "value"), ("clean", "stderr"), ("random", "value"),
                 ("random", "stderr"), ("random", "spread"), ("adversarial", "value"),
                 ("adversarial", "stderr"), ("ratio", "value"))),
           *(acc[(name, kind, var, k)] for kind, _, _ in ROLLOUTS)]
-         for name in MODELS for var in variables for k in leads])
+         for name in MODELS for var in FIELDS for k in leads])
     write_case_table(directory / "tables" / "weather_training.csv",
                      ["quantity", *MODELS],
-                     [*([q, *(infos[m][q] for m in MODELS)] for q in info),
-                      ("patch_stripe_index", *(stripes[m] for m in MODELS)),
-                      ("data_generation_s", data_time, ""), ("audit_s", audit_time, "")])
+                     [*([q, *(runs.infos[m][q] for m in MODELS)] for q in info),
+                      ("patch_stripe_index", *(runs.stripes[m] for m in MODELS)),
+                      ("data_generation_s", data_seconds, ""), ("audit_s", runs.audit_time, "")])
     write_case_table(
         directory / "tables" / "weather_validation_skill.csv",
         ["model", "variable", "lead_h", "units", "afno_rmse", "persistence_rmse",
          "climatology_rmse"],
-        [[m, v, lead6 * hours, UNITS[v], *(float(skill[m][ref][i]) for ref in (
+        [[m, v, lead6 * hours, UNITS[v], *(float(runs.skill[m][ref][i]) for ref in (
             "model", "persistence", "climatology"))]
-         for m in MODELS for i, v in enumerate(variables)])
-    training_figure(directory, {m: infos[m]["curve"] for m in MODELS})
-    last = s.lead_steps
-    kept = [traces[(label, 0.0 if kind == "clean" else s.epsilon)] for kind, label, _ in ROLLOUTS]
-    _maps(directory, [tr.inputs[vl][0] for tr in kept] + [tr.states[vl][0] for tr in kept]
-          + [targets[0, vl - 1]], test.lat, test.lon, stats, vl * hours)
-    _curves(directory, rows, leads, hours, vl)
-    verdict = _verdict(rows, vl, hours, by_model["afno_residual"], last)
-    total = time.perf_counter() - started
-    results.metadata = {
-        **metadata,
+         for m in MODELS for i, v in enumerate(FIELDS)])
+
+
+def _metadata(runs: _ModelRuns, d: _WeatherData, s: WeatherSettings, seed: int,
+              total: float) -> dict:
+    """Results metadata: the paper model's audit metadata, settings, units, training summaries,
+    timings (s), description and notes."""
+    hours, infos, skill = s.step_hours, runs.infos, runs.skill[PAPER_MODEL]
+    lead6 = _validation_lead(s)
+    return {
+        **runs.audit_metadata,
         "case": CASE_NAME,
         "standard_figures": False,  # one ε over lead times: the case's own figures show it
-        "seed": options.seed,
+        "seed": seed,
         "settings": asdict(s),
         "step_hours": hours,
         # lat_rmse rows: units of their variable; acc and ratio rows: dimensionless
         "units": {**UNITS, "acc": "dimensionless"},
         "epsilon_label": "perturbation size ε (L∞, normalised units = per-variable std)",
         "training": infos,
-        "timings_s": {"data": data_time,
+        "timings_s": {"data": d.seconds,
                       "training": sum(i["train_time_s"] for i in infos.values()),
-                      "audit": audit_time, "total": total},
+                      "audit": runs.audit_time, "total": total},
         "description": (
             "FourCastNet-style AFNO forecaster on shallow-water fields (z, u, v, vorticity) "
             "on the sphere, rolled out autoregressively from ten initial conditions with the "
@@ -343,7 +302,7 @@ def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -
             f"Lead time = step × {hours:g} h; lat_rmse in physical units (z m, u/v m/s, vort "
             "1/s), acc and the FGSM / random_sign ratio rows dimensionless.",
             f"Grid {s.nlat}×{s.nlon} (equiangular with poles), {s.n_train_traj} training "
-            f"trajectories × {s.n_train_times} states ({x.shape[0]} pairs), {s.n_test} test "
+            f"trajectories × {s.n_train_times} states ({d.x.shape[0]} pairs), {s.n_test} test "
             f"initial conditions from independent trajectories, {s.lead_steps} leads.",
             f"AFNO: patch {s.patch}, embed {s.embed_dim}, depth {s.depth}, {s.num_blocks} "
             f"blocks, softshrink 0.01, smoothing conv head ({s.head_channels} features per "
@@ -360,17 +319,16 @@ def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -
                 f"{infos[m]['train_mse_all_pairs']:.3g} / {infos[m]['val_mse_best']:.3g}"
                 for m in MODELS) + ". Patch-stripe index (error jump across tile edges / "
             "inside tiles, 1 = no stripes): " + ", ".join(
-                f"{m} {stripes[m]:.2f}" for m in MODELS) + ".",
+                f"{m} {runs.stripes[m]:.2f}" for m in MODELS) + ".",
             f"Validation lat-weighted RMSE at +{lead6 * hours:g} h (model / persistence / "
             "climatology = training mean state): " + "; ".join(
-                f"{v} {skill[PAPER_MODEL]['model'][i]:.3g} / "
-                f"{skill[PAPER_MODEL]['persistence'][i]:.3g} / "
-                f"{skill[PAPER_MODEL]['climatology'][i]:.3g} {UNITS[v]}"
-                for i, v in enumerate(variables)) + " (paper model; both models in "
+                f"{v} {skill['model'][i]:.3g} / {skill['persistence'][i]:.3g} / "
+                f"{skill['climatology'][i]:.3g} {UNITS[v]}"
+                for i, v in enumerate(FIELDS)) + " (paper model; both models in "
             "tables/weather_validation_skill.csv).",
-            f"Timings: data {data_time:.0f} s, training "
+            f"Timings: data {d.seconds:.0f} s, training "
             f"{sum(i['train_time_s'] for i in infos.values()):.0f} s (both models), audit "
-            f"{audit_time:.0f} s, total {total:.0f} s on {torch.get_num_threads()} thread(s).",
+            f"{runs.audit_time:.0f} s, total {total:.0f} s on {torch.get_num_threads()} thread(s).",
             "Exact: protocol of paper 000 §5.1 (ε = 0.05 normalised, every step, ten initial "
             "conditions, RMSE per variable), AFNO architecture, latitude weighting. Stand-in: "
             "shallow-water data (torch-harmonics 0.8.0 operators, balanced random initial "
@@ -382,14 +340,49 @@ def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -
             "state.",
         ],
     }
+
+
+def _summary(by_model: dict[str, dict[tuple, Record]], s: WeatherSettings) -> list[list[str]]:
+    """Report summary rows: clean, random and FGSM RMSE (physical units) at the verdict's lead
+    and the FGSM/random ratios there and at the last lead, per model and variable."""
+    hours, vl, last = s.step_hours, s.verdict_lead_steps, s.lead_steps
     summary = [["model", "variable", f"clean @+{vl * hours:g}h", "random", "FGSM",
                 "FGSM/random", *([f"FGSM/random @+{last * hours:g}h"] if last != vl else [])]]
     summary += [[m, f"{v} ({UNITS[v]})", *(f"{by_model[m][(kind, v, vl)].value:.3g}"
                                            for kind, _, _ in ROLLOUTS),
                  *(f"{by_model[m][('ratio', v, k)].value:.2f}" for k in sorted({vl, last}))]
-                for m in MODELS for v in variables]
+                for m in MODELS for v in FIELDS]
+    return summary
+
+
+def run_weather(options: CaseOptions, settings: WeatherSettings | None = None) -> CaseOutput:
+    """Generate shallow-water data, train the AFNO, audit rollouts, write results and report."""
+    started = time.perf_counter()
+    s = settings or (WeatherSettings.quick() if options.quick else WeatherSettings.full())
+    directory = Path(options.output)
+    hours, vl = s.step_hours, s.verdict_lead_steps
+
+    # build and measure: data (physical units), normalisation, both models and their audits
+    torch.manual_seed(options.seed)
+    d = _prepare_data(s, options.seed)
+    runs = _train_and_audit(d, s, options.seed)
+    by_model = {name: {(r.kind, r.variable, r.step): r for r in runs.results
+                       if r.metric == "lat_rmse" and r.model == name} for name in MODELS}
+    rows = by_model[PAPER_MODEL]
+
+    # present
+    _write_tables(directory, runs, by_model, s, d.seconds)
+    training_figure(directory, {m: runs.infos[m]["curve"] for m in MODELS})
+    kept = [runs.traces[(label, 0.0 if kind == "clean" else s.epsilon)]
+            for kind, label, _ in ROLLOUTS]
+    wind_maps(directory, [tr.inputs[vl][0] for tr in kept] + [tr.states[vl][0] for tr in kept]
+              + [d.targets[0, vl - 1]], d.lat, d.lon, d.stats, vl * hours)
+    rmse_figures(directory, rows, list(range(1, s.lead_steps + 1)), hours, vl)
+    verdict = _verdict(rows, vl, hours, by_model["afno_residual"], s.lead_steps)
+    results = runs.results
+    results.metadata = _metadata(runs, d, s, options.seed, time.perf_counter() - started)
     return finish(results, directory, title="Weather: AFNO rollout under attack",
-                  summary=summary, verdicts=[verdict])
+                  summary=_summary(by_model, s), verdicts=[verdict])
 
 
 CASE = Case(
