@@ -201,8 +201,10 @@ def _cache_path(cache_dir: Path, key: str) -> Path:
     return cache_dir / key[:2] / f"{key}.npz"
 
 
-def _read_cache(path: Path, key: str, n_atoms: int) -> tuple[float, np.ndarray] | None:
-    """A cached (energy eV, forces (N, 3) eV/Å), or None when absent; corrupt entries warn."""
+def _read_cache(path: Path, key: str, n_atoms: int,
+                stacklevel: int = 3) -> tuple[float, np.ndarray] | None:
+    """A cached (energy eV, forces (N, 3) eV/Å), or None when absent; a corrupt entry warns
+    with ``stacklevel`` as in `warnings.warn` (3: the caller's caller)."""
     if not path.exists():
         return None
     try:
@@ -219,7 +221,7 @@ def _read_cache(path: Path, key: str, n_atoms: int) -> tuple[float, np.ndarray] 
         warnings.warn(
             f"PySCF cache file {path} is unreadable or inconsistent ({exc}); recomputing it.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return None
     return energy, forces
@@ -502,6 +504,130 @@ def _worker_label(numbers: np.ndarray, positions: np.ndarray) -> tuple[float, np
     return _WORKER_CALC._energy_and_forces(numbers, positions)
 
 
+class _Batch:
+    """The energies (M,) eV and forces (M, N, 3) eV/Å of a batch being filled in, with the
+    count of geometries that cost no SCF and the caller's progress callback."""
+
+    def __init__(self, configs: Configurations,
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.numbers = np.asarray(configs.template.numbers, dtype=np.int64)
+        self.positions = configs.positions
+        self.m, self.n_atoms = len(configs), configs.n_atoms
+        self.energies = np.full(self.m, np.nan)
+        self.forces = np.full((self.m, self.n_atoms, 3), np.nan)
+        self.hits = 0
+        self._done = 0
+        self._progress = progress
+
+    def _tick(self) -> None:
+        self._done += 1
+        if self._progress is not None:
+            self._progress(self._done, self.m)
+
+    def add_cached(self, k: int, energy: float, forces: np.ndarray) -> None:
+        """Put a cached result (eV, eV/Å) at index ``k``."""
+        self.energies[k], self.forces[k] = energy, forces
+        self.hits += 1
+        self._tick()
+
+    def add_computed(self, indices: list[int], energy: float, forces: np.ndarray) -> None:
+        """Put one computed result (eV, eV/Å) at every index of its geometry."""
+        self.hits += len(indices) - 1  # repeats within the batch cost nothing either
+        for k in indices:
+            self.energies[k], self.forces[k] = energy, forces
+            self._tick()
+
+    def failure(self, indices: list[int], exc: BaseException) -> DataError:
+        """The `DataError` naming the (first) batch index of a geometry that failed."""
+        return DataError(f"configuration {indices[0]} of {self.m}: {exc}")
+
+
+def _molecules(structures: Configurations | Atoms | Sequence[Atoms]) -> Configurations:
+    """``structures`` as `Configurations`; `DataError` if they are periodic."""
+    configs = as_configurations(structures)
+    if np.any(configs.template.pbc):
+        raise DataError(
+            f"label_configurations computes isolated molecules, but the structures are "
+            f"periodic (pbc={configs.template.pbc.tolist()}). Use molecules with pbc=False, "
+            "or a periodic code for crystals."
+        )
+    return configs
+
+
+def _fill_from_cache(batch: _Batch, settings: PySCFSettings,
+                     calc: PySCFCalculator | None) -> dict[str, list[int]]:
+    """Fill in every geometry found in ``calc``'s memory or the disk cache; return the misses
+    as cache key -> batch indices (a geometry repeated in the batch is computed once)."""
+    todo: dict[str, list[int]] = {}
+    for k in range(batch.m):
+        key = settings.cache_key(batch.numbers, batch.positions[k])
+        cached = None
+        if calc is not None:
+            cached = calc._memory.get(key)
+        if cached is None and settings.cache_dir is not None:
+            # the warning of a corrupt entry points at the caller of label_configurations
+            cached = _read_cache(_cache_path(settings.cache_dir, key), key, batch.n_atoms,
+                                 stacklevel=4)
+        if cached is not None:
+            if calc is not None:
+                calc.cache_hits += 1
+            batch.add_cached(k, *cached)
+        else:
+            todo.setdefault(key, []).append(k)
+    return todo
+
+
+def _process_plan(processes: int | None, n_todo: int) -> tuple[int, int]:
+    """(worker processes, PySCF/BLAS threads per process) for ``n_todo`` geometries, so that
+    processes × threads <= available cores."""
+    cores = _available_cores()
+    n_proc = min(cores, max(n_todo, 1)) if processes is None else int(processes)
+    n_proc = max(1, min(n_proc, max(n_todo, 1)))
+    return n_proc, max(1, cores // n_proc)
+
+
+def _compute_here(batch: _Batch, todo: dict[str, list[int]], worker: PySCFCalculator) -> None:
+    """Fill in the geometries of ``todo`` by SCFs in this process, with ``worker``."""
+    for indices in todo.values():
+        try:
+            energy, f = worker._energy_and_forces(batch.numbers, batch.positions[indices[0]])
+        except DataError as exc:
+            raise batch.failure(indices, exc) from exc
+        batch.add_computed(indices, energy, f)
+
+
+def _compute_in_workers(batch: _Batch, todo: dict[str, list[int]], settings: PySCFSettings,
+                        calc: PySCFCalculator | None, n_proc: int, threads: int) -> None:
+    """Fill in the geometries of ``todo`` by SCFs in ``n_proc`` spawned processes of
+    ``threads`` threads each, in order of completion; ``calc`` (if any) remembers them."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=n_proc, mp_context=context, initializer=_worker_init,
+        initargs=(settings, threads),
+    ) as pool:
+        pending: dict[Future[tuple[float, np.ndarray]], tuple[str, list[int]]] = {
+            pool.submit(_worker_label, batch.numbers, batch.positions[idx[0]]): (key, idx)
+            for key, idx in todo.items()
+        }
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key, indices = pending.pop(future)
+                    try:
+                        energy, f = future.result()
+                    except DataError as exc:
+                        raise batch.failure(indices, exc) from exc
+                    batch.add_computed(indices, energy, f)
+                    if calc is not None:  # the caller's calculator remembers them too
+                        calc._memory[key] = (energy, f)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if calc is not None:
+        calc.cache_misses += len(todo)
+
+
 def label_configurations(
     structures: Configurations | Atoms | Sequence[Atoms],
     calculator: PySCFCalculator | PySCFSettings | Mapping[str, Any] | None = None,
@@ -535,114 +661,31 @@ def label_configurations(
     its index (results already computed stay in the cache).
     """
     start = time.perf_counter()
-    configs = as_configurations(structures)
-    if np.any(configs.template.pbc):
-        raise DataError(
-            f"label_configurations computes isolated molecules, but the structures are "
-            f"periodic (pbc={configs.template.pbc.tolist()}). Use molecules with pbc=False, "
-            "or a periodic code for crystals."
-        )
+    configs = _molecules(structures)
     settings = _as_settings(calculator)
     calc = calculator if isinstance(calculator, PySCFCalculator) else None
     if processes is not None and (isinstance(processes, bool) or int(processes) < 1):
         raise ConfigError(f"processes must be a positive integer or None; got {processes!r}.")
 
-    numbers = np.asarray(configs.template.numbers, dtype=np.int64)
-    m, n = len(configs), configs.n_atoms
-    energies = np.full(m, np.nan)
-    forces = np.full((m, n, 3), np.nan)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, m)
-
-    # 1. cache lookups here; group the misses by key (duplicates computed once)
-    todo: dict[str, list[int]] = {}
-    hits = 0
-    for k in range(m):
-        key = settings.cache_key(numbers, configs.positions[k])
-        cached = None
-        if calc is not None:
-            cached = calc._memory.get(key)
-        if cached is None and settings.cache_dir is not None:
-            cached = _read_cache(_cache_path(settings.cache_dir, key), key, n)
-        if cached is not None:
-            energies[k], forces[k] = cached
-            hits += 1
-            if calc is not None:
-                calc.cache_hits += 1
-            tick()
-        else:
-            todo.setdefault(key, []).append(k)
-
-    def store(indices: list[int], energy: float, f: np.ndarray) -> None:
-        nonlocal hits
-        hits += len(indices) - 1  # repeats within the batch cost nothing either
-        for k in indices:
-            energies[k], forces[k] = energy, f
-            tick()
-
-    def failed(indices: list[int], exc: BaseException) -> DataError:
-        return DataError(f"configuration {indices[0]} of {m}: {exc}")
-
-    cores = _available_cores()
-    n_todo = len(todo)
-    n_proc = min(cores, max(n_todo, 1)) if processes is None else int(processes)
-    n_proc = max(1, min(n_proc, max(n_todo, 1)))
-    if n_todo and n_proc == 1:
-        # 2a. in this process
-        worker = calc if calc is not None else PySCFCalculator(settings=settings)
-        for indices in todo.values():
-            try:
-                energy, f = worker._energy_and_forces(numbers, configs.positions[indices[0]])
-            except DataError as exc:
-                raise failed(indices, exc) from exc
-            store(indices, energy, f)
-    elif n_todo:
-        # 2b. spawned workers, threads pinned so that processes × threads <= cores
-        threads = max(1, cores // n_proc)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=n_proc, mp_context=context, initializer=_worker_init,
-            initargs=(settings, threads),
-        ) as pool:
-            pending: dict[Future[tuple[float, np.ndarray]], list[int]] = {
-                pool.submit(_worker_label, numbers, configs.positions[idx[0]]): idx
-                for idx in todo.values()
-            }
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        indices = pending.pop(future)
-                        try:
-                            energy, f = future.result()
-                        except DataError as exc:
-                            raise failed(indices, exc) from exc
-                        store(indices, energy, f)
-                        if calc is not None:  # the caller's calculator remembers them too
-                            key = settings.cache_key(numbers, configs.positions[indices[0]])
-                            calc._memory[key] = (energy, f)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-        if calc is not None:
-            calc.cache_misses += n_todo
+    batch = _Batch(configs, progress)
+    todo = _fill_from_cache(batch, settings, calc)
+    n_proc, threads = _process_plan(processes, len(todo))
+    if todo and n_proc == 1:
+        _compute_here(batch, todo, calc if calc is not None else PySCFCalculator(settings=settings))
+    elif todo:
+        _compute_in_workers(batch, todo, settings, calc, n_proc, threads)
     wall = time.perf_counter() - start
     logger.info(
         "PySCF %s/%s/%s: %d geometries (%d from cache, %d computed) in %.1f s with %d "
-        "process(es)", settings.method, settings.xc, settings.basis, m, hits, n_todo, wall,
-        n_proc,
+        "process(es)", settings.method, settings.xc, settings.basis, batch.m, batch.hits,
+        len(todo), wall, n_proc,
     )
     return Labels(
-        energies_ev=energies,
-        forces_ev_per_angstrom=forces,
+        energies_ev=batch.energies,
+        forces_ev_per_angstrom=batch.forces,
         wall_time_s=wall,
-        cache_hits=hits,
-        computed=n_todo,
+        cache_hits=batch.hits,
+        computed=len(todo),
         processes=n_proc,
         settings=settings,
     )

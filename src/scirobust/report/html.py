@@ -327,120 +327,136 @@ def _title(results: Results, title: str | None) -> str:
     return f"scirobust report: {', '.join(cases)}"
 
 
-def render_html(results: Results, figures: Sequence[FigureFile], directory: Path, *,
-                title: str | None = None, notes: Sequence[str] = ()) -> str:
-    """The report as one HTML string (figures already drawn; case files read from directory)."""
-    meta = results.metadata
-    page_title = _title(results, title)
-    kinds = attack_kinds(results)
+def _leading_metrics(results: Results) -> list[str]:
+    """The value metrics, the case's ``headline_metric`` (if it names one of them) first."""
     metrics = value_metrics(results)
-    headline = meta.get("headline_metric")
+    headline = results.metadata.get("headline_metric")
     if isinstance(headline, str) and headline in metrics:
         # The case names the statistic to lead with (e.g. a robust one when outliers dominate).
         metrics = [headline, *(m for m in metrics if m != headline)]
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(page_title)}</h1>",
-    ]
+    return metrics
+
+
+def _verdict_blocks(meta: dict[str, Any]) -> list[str]:
+    """One coloured paragraph per structured verdict in ``meta["verdicts"]`` (HTML)."""
+    verdicts = meta.get("verdicts")
+    blocks = []
+    for verdict in verdicts if isinstance(verdicts, list) else []:
+        if isinstance(verdict, dict) and verdict.get("outcome"):
+            blocks.append(f"<p class='verdict {_e(str(verdict['outcome']).replace(' ', '-'))}'>"
+                          f"<b>Verdict: {_e(str(verdict['outcome']))}.</b> "
+                          f"{_prose(verdict.get('claim', ''))} "
+                          f"<span class='sub'>Criterion: {_prose(verdict.get('criterion', ''))}"
+                          f". {_prose(verdict.get('detail', ''))}</span></p>")
+    return blocks
+
+
+def _overview_line(results: Results) -> str:
+    """The line under the title: cases, models, attacks and record count (HTML)."""
+    kinds = attack_kinds(results)
     cases = list(dict.fromkeys(r.case for r in results.records))
     models = list(dict.fromkeys(r.model for r in results.records))
     randoms = [a for a, k in kinds.items() if k == "random"]
     adversarial = [a for a, k in kinds.items() if k == "adversarial"]
-    # The first number a reader meets must be the honest one: a verdict that was not
-    # reproduced says so here, before any table.
-    verdicts = meta.get("verdicts")
-    for verdict in verdicts if isinstance(verdicts, list) else []:
-        if isinstance(verdict, dict) and verdict.get("outcome"):
-            parts.append(f"<p class='verdict {_e(str(verdict['outcome']).replace(' ', '-'))}'>"
-                         f"<b>Verdict: {_e(str(verdict['outcome']))}.</b> "
-                         f"{_prose(verdict.get('claim', ''))} "
-                         f"<span class='sub'>Criterion: {_prose(verdict.get('criterion', ''))}"
-                         f". {_prose(verdict.get('detail', ''))}</span></p>")
-    parts.append(
-        f"<p class='sub'>case: {_e(', '.join(cases))} · model: {_e(', '.join(models))} · "
-        f"random controls: {_e(', '.join(randoms) or 'none')} · adversarial attacks: "
-        f"{_e(', '.join(adversarial) or 'none')} · {len(results.records)} records</p>"
-    )
+    return (f"<p class='sub'>case: {_e(', '.join(cases))} · model: {_e(', '.join(models))} · "
+            f"random controls: {_e(', '.join(randoms) or 'none')} · adversarial attacks: "
+            f"{_e(', '.join(adversarial) or 'none')} · {len(results.records)} records</p>")
 
-    warnings = _as_list(meta.get("warnings")) + _dropped_notes(results)
+
+def _context_blocks(meta: dict[str, Any], warnings: Sequence[str]) -> list[str]:
+    """The warnings box, the description and the case's notes, each only if present (HTML)."""
+    blocks = []
     if warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
-        parts.append(f"<div class='warnings'><h2>Warnings ({len(warnings)})</h2>"
-                     f"<ul>{items}</ul></div>")
+        blocks.append(f"<div class='warnings'><h2>Warnings ({len(warnings)})</h2>"
+                      f"<ul>{items}</ul></div>")
     if meta.get("description"):
-        parts.append(_paragraphs(meta["description"]))
+        blocks.append(_paragraphs(meta["description"]))
     user_notes = _as_list(meta.get("notes"))
     if user_notes:
         items = "".join(f"<li>{_prose(n)}</li>" for n in user_notes)
-        parts.append(f"<div class='notes'><h2>Notes: what is exact, what is a stand-in</h2>"
-                     f"<ul>{items}</ul></div>")
+        blocks.append(f"<div class='notes'><h2>Notes: what is exact, what is a stand-in</h2>"
+                      f"<ul>{items}</ul></div>")
+    return blocks
 
-    # summary
-    parts.append("<h2>Summary</h2>")
-    if metrics:
-        headlines = _headlines(results, metrics[0])
-        if headlines:
-            parts.append("<ul>" + "".join(f"<li>{_e(h)}</li>" for h in headlines) + "</ul>")
-        parts.append(_table(summary_rows(results, metrics[0]),
-                            f"{metric_label(metrics[0], meta)}: value ± standard error"))
-        others = metrics[1:MAX_SUMMARY_METRICS]
-        if others:
-            inner = "".join(_table(summary_rows(results, m),
-                                   f"{metric_label(m, meta)}: value ± standard error")
-                            for m in others)
-            parts.append(f"<details><summary>Summary of the other metrics ({len(others)})"
-                         f"</summary>{inner}</details>")
-    else:
-        parts.append("<p>The results hold only ratio records.</p>")
 
-    # figures
-    parts.append("<h2>Figures</h2>")
-    for fig in figures:
-        parts.append(_figure(fig.png, "image/png", fig.stem, fig.caption))
+def _summary_section(results: Results, metrics: Sequence[str]) -> list[str]:
+    """The Summary section: headline ratios and the summary table of ``metrics[0]``, the
+    other metrics folded away (HTML)."""
+    meta = results.metadata
+    blocks = ["<h2>Summary</h2>"]
+    if not metrics:
+        return [*blocks, "<p>The results hold only ratio records.</p>"]
+    headlines = _headlines(results, metrics[0])
+    if headlines:
+        blocks.append("<ul>" + "".join(f"<li>{_e(h)}</li>" for h in headlines) + "</ul>")
+    blocks.append(_table(summary_rows(results, metrics[0]),
+                         f"{metric_label(metrics[0], meta)}: value ± standard error"))
+    others = metrics[1:MAX_SUMMARY_METRICS]
+    if others:
+        inner = "".join(_table(summary_rows(results, m),
+                               f"{metric_label(m, meta)}: value ± standard error")
+                        for m in others)
+        blocks.append(f"<details><summary>Summary of the other metrics ({len(others)})"
+                      f"</summary>{inner}</details>")
+    return blocks
+
+
+def _figure_sections(figures: Sequence[FigureFile], directory: Path,
+                     notes: Sequence[str]) -> list[str]:
+    """The standard figures, the case figures and tables found in ``directory``, and the
+    notes on anything that could not be shown (HTML)."""
+    blocks = ["<h2>Figures</h2>"]
+    blocks += [_figure(fig.png, "image/png", fig.stem, fig.caption) for fig in figures]
     if not figures:
-        parts.append("<p>No standard figures.</p>")
-
+        blocks.append("<p>No standard figures.</p>")
     case_figures, figure_notes = _case_figures(directory)
     case_tables, table_notes = _case_tables(directory)
     if case_figures:
-        parts.append("<h2>Case figures</h2>")
-        parts.extend(case_figures)
+        blocks += ["<h2>Case figures</h2>", *case_figures]
     if case_tables:
-        parts.append("<h2>Case tables</h2>")
-        parts.extend(case_tables)
+        blocks += ["<h2>Case tables</h2>", *case_tables]
     report_notes = [*notes, *figure_notes, *table_notes]
     if report_notes:
-        parts.append("<ul class='sub'>" + "".join(f"<li>{_e(n)}</li>" for n in report_notes)
-                     + "</ul>")
+        blocks.append("<ul class='sub'>" + "".join(f"<li>{_e(n)}</li>" for n in report_notes)
+                      + "</ul>")
+    return blocks
 
-    # all records
+
+def _records_section(results: Results) -> list[str]:
+    """The All results section: every record (at most `MAX_RESULT_ROWS`), folded (HTML)."""
     rows: list[list[str]] = [list(COLUMNS)]
     for rec in results.records[:MAX_RESULT_ROWS]:
         rows.append([_fmt_record_cell(getattr(rec, c)) for c in COLUMNS])
     more = (f" (first {MAX_RESULT_ROWS}; all in results.csv)"
             if len(results.records) > MAX_RESULT_ROWS else "")
-    parts.append("<h2>All results</h2>")
-    parts.append(f"<details><summary>{len(results.records)} records{_e(more)}: value, standard "
-                 "error over samples (stderr), spread over random draws, samples used (n) and "
-                 f"dropped</summary>{_table(rows)}</details>")
+    return ["<h2>All results</h2>",
+            f"<details><summary>{len(results.records)} records{_e(more)}: value, standard "
+            "error over samples (stderr), spread over random draws, samples used (n) and "
+            f"dropped</summary>{_table(rows)}</details>"]
 
-    # checks and run metadata
+
+def _checks_section(meta: dict[str, Any], n_warnings: int) -> list[str]:
+    """The Checks section: the recorded checks and whether there were warnings (HTML)."""
     checks = meta.get("checks")
-    parts.append("<h2>Checks</h2>")
+    blocks = ["<h2>Checks</h2>"]
     if isinstance(checks, dict) and checks:
-        parts.append(_kv_table(checks.items()))
+        blocks.append(_kv_table(checks.items()))
     elif checks:
-        parts.append(f"<pre>{_e(json.dumps(checks, indent=2, default=str))}</pre>")
+        blocks.append(f"<pre>{_e(json.dumps(checks, indent=2, default=str))}</pre>")
     else:
-        parts.append("<p>No checks recorded.</p>")
-    if warnings:
-        parts.append(f"<p>{len(warnings)} warning(s): see the top of this report.</p>")
+        blocks.append("<p>No checks recorded.</p>")
+    if n_warnings:
+        blocks.append(f"<p>{n_warnings} warning(s): see the top of this report.</p>")
     else:
-        parts.append("<p class='ok'>No warnings.</p>")
+        blocks.append("<p class='ok'>No warnings.</p>")
+    return blocks
 
-    parts.append("<h2>Run</h2>")
+
+def _run_section(meta: dict[str, Any]) -> list[str]:
+    """The Run section: versions, seed, wall time, configuration, units and every metadata
+    key not shown elsewhere (HTML)."""
+    blocks = ["<h2>Run</h2>"]
     run_items = [(k, meta[k]) for k in _RUN_KEYS if k in meta]
     run_items = [(k, f"{v:.1f} s" if k == "wall_time_s" and isinstance(v, int | float) else v)
                  for k, v in run_items]
@@ -448,27 +464,59 @@ def render_html(results: Results, figures: Sequence[FigureFile], directory: Path
     scalar_other = [(k, v) for k, v in other.items() if not isinstance(v, dict | list | tuple)]
     nested_other = {k: v for k, v in other.items() if isinstance(v, dict | list | tuple)}
     if run_items or scalar_other:
-        parts.append(_kv_table([*run_items, *scalar_other]))
+        blocks.append(_kv_table([*run_items, *scalar_other]))
     if meta.get("config") is not None:
-        parts.append("<h3>Configuration</h3><pre>"
-                     f"{_e(json.dumps(meta['config'], indent=2, default=str))}</pre>")
+        blocks.append("<h3>Configuration</h3><pre>"
+                      f"{_e(json.dumps(meta['config'], indent=2, default=str))}</pre>")
     if meta.get("units"):
-        parts.append("<h3>Units</h3>" + _kv_table(dict(meta["units"]).items())
-                     if isinstance(meta["units"], dict) else "")
+        # a units value that is not a mapping leaves an empty block (as it always has)
+        blocks.append("<h3>Units</h3>" + _kv_table(dict(meta["units"]).items())
+                      if isinstance(meta["units"], dict) else "")
+    return blocks + _nested_metadata_blocks(nested_other)
+
+
+def _nested_metadata_blocks(nested: dict[str, Any]) -> list[str]:
+    """Flat mappings as one table each under their key, everything deeper as one JSON block
+    (HTML)."""
     # Flat mappings (settings, timings, fit statistics) read best as tables; anything deeper
     # stays JSON.
-    flat = {k: v for k, v in nested_other.items() if isinstance(v, dict) and v
+    flat = {k: v for k, v in nested.items() if isinstance(v, dict) and v
             and all(not isinstance(x, dict) and len(_scalar(x)) <= 120 for x in v.values())}
-    for key, value in flat.items():
-        parts.append(f"<h3>{_e(key.replace('_', ' '))}</h3>" + _kv_table(value.items()))
-    deep = {k: v for k, v in nested_other.items() if k not in flat}
+    blocks = [f"<h3>{_e(key.replace('_', ' '))}</h3>" + _kv_table(value.items())
+              for key, value in flat.items()]
+    deep = {k: v for k, v in nested.items() if k not in flat}
     if deep:
-        parts.append("<h3>Other metadata</h3><pre>"
-                     f"{_e(json.dumps(deep, indent=2, default=str))}</pre>")
-    parts.append("<p class='sub'>Data next to this file: results.csv and results.json (all "
-                 "records and metadata); every figure as PNG and SVG under figures. Regenerate "
-                 "with <code>scirobust report DIR</code>.</p>")
-    parts.append("</body></html>")
+        blocks.append("<h3>Other metadata</h3><pre>"
+                      f"{_e(json.dumps(deep, indent=2, default=str))}</pre>")
+    return blocks
+
+
+def render_html(results: Results, figures: Sequence[FigureFile], directory: Path, *,
+                title: str | None = None, notes: Sequence[str] = ()) -> str:
+    """The report as one HTML string (figures already drawn; case files read from directory)."""
+    meta = results.metadata
+    page_title = _title(results, title)
+    warnings = _as_list(meta.get("warnings")) + _dropped_notes(results)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(page_title)}</h1>",
+        # The first number a reader meets must be the honest one: a verdict that was not
+        # reproduced says so here, before any table.
+        *_verdict_blocks(meta),
+        _overview_line(results),
+        *_context_blocks(meta, warnings),
+        *_summary_section(results, _leading_metrics(results)),
+        *_figure_sections(figures, directory, notes),
+        *_records_section(results),
+        *_checks_section(meta, len(warnings)),
+        *_run_section(meta),
+        "<p class='sub'>Data next to this file: results.csv and results.json (all records and "
+        "metadata); every figure as PNG and SVG under figures. Regenerate with "
+        "<code>scirobust report DIR</code>.</p>",
+        "</body></html>",
+    ]
     return "\n".join(parts)
 
 
