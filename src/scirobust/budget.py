@@ -21,6 +21,7 @@ masked elements of one sample.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -346,6 +347,12 @@ class Ball:
     l2_free: Tensor | None = None
     l2_radius: Tensor | None = None
 
+    @functools.cached_property
+    def linf_lower(self) -> Tensor:
+        """``-linf_radius``, negated once per batch instead of at every projection."""
+        assert self.linf_radius is not None
+        return -self.linf_radius
+
     def step(self, grad: Tensor, fraction: float) -> Tensor:
         """Steepest-ascent step of length ``fraction`` of the budget (input units)."""
         if self.linf_radius is not None:
@@ -362,7 +369,7 @@ class Ball:
             delta = delta * self.mask
         if self.linf_radius is not None:
             # radius >= 0, so clamp(δ, −r, r) equals max(min(δ, r), −r) bit for bit, in one pass.
-            delta = delta.clamp_(-self.linf_radius, self.linf_radius)
+            delta = delta.clamp_(self.linf_lower, self.linf_radius)
         else:
             assert self.l2_unit is not None and self.l2_free is not None
             z = torch.where(
