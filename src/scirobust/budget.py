@@ -346,6 +346,8 @@ class Ball:
     l2_unit: Tensor | None = None
     l2_free: Tensor | None = None
     l2_radius: Tensor | None = None
+    # fraction -> fraction·radius: an iterative attack steps by the same length every time
+    _linf_steps: dict[float, Tensor] = dataclasses.field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def linf_lower(self) -> Tensor:
@@ -356,7 +358,10 @@ class Ball:
     def step(self, grad: Tensor, fraction: float) -> Tensor:
         """Steepest-ascent step of length ``fraction`` of the budget (input units)."""
         if self.linf_radius is not None:
-            return grad.sign().mul_(fraction * self.linf_radius)
+            length = self._linf_steps.get(fraction)
+            if length is None:
+                length = self._linf_steps[fraction] = fraction * self.linf_radius
+            return grad.sign().mul_(length)
         assert self.l2_unit is not None and self.l2_free is not None
         scaled_grad = grad * self.l2_unit * self.l2_free
         norm = _per_sample_norm(scaled_grad).clamp_min(_TINY)

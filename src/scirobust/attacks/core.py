@@ -161,8 +161,7 @@ def _loss_and_grad(model: Model, objective: Objective, x: Tensor) -> tuple[Tenso
 def _next_gradient(model: Model, objective: Objective, x: Tensor) -> Tensor:
     """Input-gradient at ``x`` for every step after the first: the first step's checks
     (tensor output, one loss per sample, a loss that depends on the input) hold for the same
-    model and objective, so they, and the detached copies of output and loss, are skipped.
-    Measured: about a fifth of the per-step cost on a 16→32→4 MLP at batch 256."""
+    model and objective, so they, and the detached copies of output and loss, are skipped."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(objective(model(x), x).sum(), x, allow_unused=True)
