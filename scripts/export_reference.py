@@ -1,6 +1,7 @@
 """Copy a finished full-mode case folder into ``docs/reference/<case>/`` as its reference
 output: verdict, run record, records, tables and the case's PNG figures (no HTML report or
-per-sample arrays, to keep the repository small), with a README stating how it was made.
+per-sample arrays, to keep the repository small), with a README stating how it was made;
+then rewrite ``docs/reference/index.html`` and ``summary.csv`` over every case.
 
     python scripts/export_reference.py runs/full/qcd [--dest docs/reference]
 """
@@ -13,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from scirobust import cases
 from scirobust.results import atomic_write_text
 
 
@@ -67,6 +69,7 @@ def main() -> int:
     args = parser.parse_args()
     for folder in args.folders:
         print(export(folder, args.dest), file=sys.stderr)
+    print(cases.write_reproduction_index(args.dest), file=sys.stderr)
     return 0
 
 

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from scirobust.report.index import fill_verdict_column, read_entry, verdict_cells, write_index
+from scirobust.report.index import fill_verdict_column, verdict_cells
 from scirobust.results import atomic_write_text
 
 
 def _summary_of_case_folders(root: Path) -> Path | None:
-    """A summary.csv (in a temporary folder) of ``root``'s case folders, e.g. the reference
+    """A summary.csv (in a temporary copy) of ``root``'s case folders, e.g. the reference
     outputs under ``docs/reference/``; None if there are none."""
     from scirobust import cases
 
-    folders = sorted(p.parent for p in root.glob("*/run.json"))
-    if not folders:
+    if not any(root.glob("*/run.json")):
         return None
-    entries = [read_entry(f, f.name, cases.get_case(f.name).title, cases.get_case(f.name).paper)
-               for f in folders]
     out = Path(tempfile.mkdtemp())
-    write_index(out, entries)
+    for folder in root.glob("*/run.json"):
+        shutil.copytree(folder.parent, out / folder.parent.name,
+                        ignore=shutil.ignore_patterns("*.png", "*.npz", "*.html", "cache"))
+    cases.write_reproduction_index(out)
     return out / "summary.csv"
 
 

@@ -368,8 +368,10 @@ def test_readme_verdict_column_is_filled_from_a_summary(tmp_path: Path) -> None:
         "detail,mode,wall_time_s,report\n"
         "qcd,000,finished,partly,a,1,2,c,reproduced,,full,683.4,qcd/report.html\n"
         "qcd,000,finished,partly,b,1,2,c,not reproduced,,full,683.4,qcd/report.html\n"
-        "sio2,002,failed,,,,,,,MemoryError: boom,full,,\n")
+        "sio2,002,failed,,,,,,,MemoryError: boom,full,,\n"
+        "poisson,000,missing,,,,,,,,,,\n")
     cells = verdict_cells(summary)
+    assert "poisson" not in cells  # never run there: its README cell must stay
     assert cells["qcd"] == "partly (1 of 2 claims reproduced; full, 683 s)"
     assert cells["sio2"].startswith("failed (MemoryError")
     readme = ("text | not a table\n\n| case | paper | verdict |\n|---|---|---|\n"
@@ -386,3 +388,26 @@ def test_code_spans_in_notes_and_verdicts_render_as_code() -> None:
     assert _prose("run ``scirobust reproduce x`` or `y` <b>") == (
         "run <code>scirobust reproduce x</code> or <code>y</code> &lt;b&gt;")
     assert _prose("a lone ` backtick") == "a lone ` backtick"
+
+
+def test_reference_index_links_readmes_and_sums_run_times(tmp_path: Path) -> None:
+    import json
+
+    from scirobust.report.index import read_entry, write_index
+
+    for name, seconds, files in (("qcd", 3600.0, ("report.html",)), ("sio2", 1200.5,
+                                 ("README.md",)), ("beams", 50.0, ())):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps(
+            {"case": name, "quick": False, "seed": 0, "wall_time_s": seconds,
+             "status": "finished"}))
+        (folder / "verdict.json").write_text(json.dumps({"outcome": "partly", "verdicts": []}))
+        for file in files:
+            (folder / file).write_text("x")
+    entries = [read_entry(tmp_path / n, n, n.upper(), "000") for n in
+               ("qcd", "sio2", "beams", "llm")]
+    assert [e.report for e in entries] == ["qcd/report.html", "sio2/README.md", "", ""]
+    index = write_index(tmp_path, entries).read_text()
+    assert "href='sio2/README.md'" in index and "href='beams" not in index
+    assert "3 of 4 cases finished (full); their run times add up to 4850 s (1 h 20 min)" in index

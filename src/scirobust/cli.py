@@ -491,8 +491,6 @@ def _reproduce_all(root: Path, quick: bool, seed: int, device: str, quiet: bool,
     """Every case into ``root/<case>`` (finished ones are kept), then the index."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from scirobust.report.index import read_entry, write_index
-
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1; got {jobs}.")
     names = cases.available()
@@ -524,15 +522,7 @@ def _reproduce_all(root: Path, quick: bool, seed: int, device: str, quiet: bool,
             say(f"[{i}/{len(todo)}] {name}: " + ("done" if code == 0 else f"failed ({message})"))
             if code != 0:
                 failed.append(name)
-    entries = []
-    for name in names:
-        try:
-            case = cases.get_case(name)
-            title, paper = case.title, case.paper
-        except ScirobustError as exc:
-            title, paper = f"(unavailable: {exc})", ""
-        entries.append(read_entry(root / name, name, title, paper))
-    index = write_index(root, entries)
+    index = cases.write_reproduction_index(root)
     typer.echo(f"Index: {index}")
     if failed:
         raise ConfigError(f"{len(failed)} case(s) failed: {', '.join(failed)}; see "

@@ -202,6 +202,23 @@ def available() -> list[str]:
     return sorted(CASE_MODULES)
 
 
+def write_reproduction_index(root: Path) -> Path:
+    """Write ``root/index.html`` and ``root/summary.csv`` over every registered case's folder
+    ``root/<case>`` (missing or failed ones listed as such); return the HTML path."""
+    from scirobust.errors import ScirobustError
+    from scirobust.report.index import read_entry, write_index
+
+    entries = []
+    for name in available():
+        try:
+            case = get_case(name)
+            title, paper = case.title, case.paper
+        except ScirobustError as exc:
+            title, paper = f"(unavailable: {exc})", ""
+        entries.append(read_entry(root / name, name, title, paper))
+    return write_index(root, entries)
+
+
 def get_case(name: str) -> Case:
     """Import and return the case called ``name`` (ConfigError listing valid names if unknown)."""
     if name not in CASE_MODULES:

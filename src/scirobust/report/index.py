@@ -19,8 +19,8 @@ from typing import Any
 
 from scirobust.results import atomic_write_text
 
-__all__ = ["CaseEntry", "fill_verdict_column", "read_entry", "read_json_record", "verdict_cells",
-           "write_index"]
+__all__ = ["CaseEntry", "fill_verdict_column", "read_entry", "read_json_record",
+           "total_time_line", "verdict_cells", "write_index"]
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#1a1a1a}table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;
@@ -42,6 +42,7 @@ class CaseEntry:
     quick: bool | None = None
     wall_time_s: float | None = None
     message: str = ""
+    report: str = ""  # link relative to the index: report.html, else the folder's README.md
 
 
 def read_json_record(path: Path) -> dict[str, Any] | None:
@@ -64,9 +65,22 @@ def read_entry(folder: Path, name: str, title: str, paper: str) -> CaseEntry:
         return CaseEntry(name, title, paper, "failed", quick=run.get("quick"),
                          message=str(run.get("error", "")))
     verdict = verdict or {}
+    # Reference copies (docs/reference) keep a README instead of the heavy HTML report.
+    report = next((f"{folder.name}/{n}" for n in ("report.html", "README.md")
+                   if (folder / n).is_file()), "")
     return CaseEntry(name, title, paper, "finished", str(verdict.get("outcome") or ""),
                      tuple(v for v in verdict.get("verdicts") or [] if isinstance(v, dict)),
-                     run.get("quick"), run.get("wall_time_s"))
+                     run.get("quick"), run.get("wall_time_s"), report=report)
+
+
+def total_time_line(entries: list[CaseEntry]) -> str:
+    """One sentence: how many cases finished and the sum of their run times (s, h:min)."""
+    done = [e for e in entries if e.status == "finished"]
+    seconds = sum(e.wall_time_s or 0.0 for e in done)
+    modes = sorted({"quick" if e.quick else "full" for e in done})
+    return (f"{len(done)} of {len(entries)} cases finished ({', '.join(modes) or 'none'}); "
+            f"their run times add up to {seconds:.0f} s ({int(seconds // 3600)} h "
+            f"{int(seconds % 3600 // 60)} min), each timed inside its own run.")
 
 
 def write_index(root: Path, entries: list[CaseEntry]) -> Path:
@@ -85,7 +99,7 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
             writer.writerow([e.name, e.paper, e.status, e.outcome, v.get("claim", ""),
                              v.get("paper", ""), v.get("ours", ""), v.get("criterion", ""),
                              v.get("outcome", ""), v.get("detail", "") or e.message, mode,
-                             time_s, f"{e.name}/report.html" if e.status == "finished" else ""])
+                             time_s, e.report])
     atomic_write_text(root / "summary.csv", buffer.getvalue())
 
     def esc(text: Any) -> str:
@@ -97,12 +111,12 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
              "<p><small>One row per case; the outcome comes from criteria fixed in each case's "
              "code before its numbers were seen. Full details in each case's report; all rows "
              "in summary.csv.</small></p>",
+             f"<p>{esc(total_time_line(entries))}</p>",
              "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims and numbers"
              "</th><th>mode</th><th>time</th></tr>"]
     for e in entries:
         css = (e.outcome or e.status).replace(" ", "-")
-        name = (f"<a href='{esc(e.name)}/report.html'>{esc(e.name)}</a>"
-                if e.status == "finished" else esc(e.name))
+        name = f"<a href='{esc(e.report)}'>{esc(e.name)}</a>" if e.report else esc(e.name)
         claims = "".join(
             f"<p><b>{esc(v.get('outcome', ''))}</b>: {esc(v.get('claim', ''))}"
             + (f"<br><small>paper: {esc(v['paper'])}</small>" if v.get("paper") else "")
@@ -123,7 +137,8 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
 def verdict_cells(summary_csv: Path) -> dict[str, str]:
     """One Markdown cell per case from a ``summary.csv``: the case's outcome, the count of
     its claims per outcome, the mode and the run time, e.g. ``partly (2 of 3 claims
-    reproduced; full, 683 s)``. Quick-mode rows say so: only full runs decide the README."""
+    reproduced; full, 683 s)``. Quick-mode rows say so: only full runs decide the README.
+    Cases missing from the folder get no cell."""
     cases: dict[str, list[dict[str, str]]] = {}
     with summary_csv.open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -131,6 +146,8 @@ def verdict_cells(summary_csv: Path) -> dict[str, str]:
     cells = {}
     for name, rows in cases.items():
         first = rows[0]
+        if first["status"] == "missing":
+            continue  # never run there: the README keeps what it says
         if first["status"] != "finished":
             cells[name] = f"{first['status']} ({first['detail'][:60]})"
             continue
