@@ -402,7 +402,9 @@ def test_reference_index_links_readmes_and_sums_run_times(tmp_path: Path) -> Non
         (folder / "run.json").write_text(json.dumps(
             {"case": name, "quick": False, "seed": 0, "wall_time_s": seconds,
              "status": "finished"}))
-        (folder / "verdict.json").write_text(json.dumps({"outcome": "partly", "verdicts": []}))
+        (folder / "verdict.json").write_text(json.dumps({"outcome": "partly", "verdicts": [
+            {"claim": "a", "outcome": "reproduced"}, {"claim": "b", "outcome": "partly"},
+            {"claim": "c", "outcome": "reproduced"}]}))
         for file in files:
             (folder / file).write_text("x")
     entries = [read_entry(tmp_path / n, n, n.upper(), "000") for n in
@@ -411,3 +413,7 @@ def test_reference_index_links_readmes_and_sums_run_times(tmp_path: Path) -> Non
     index = write_index(tmp_path, entries).read_text()
     assert "href='sio2/README.md'" in index and "href='beams" not in index
     assert "3 of 4 cases finished (full); their run times add up to 4850 s (1 h 20 min)" in index
+    glance = index[index.index("At a glance"):index.index("Claims, paper vs ours")]
+    assert "<a href='#sio2'>sio2</a>" in glance and "<td>2 / 1 / 0</td>" in glance
+    assert "<td>missing</td>" in glance  # llm never ran there
+    assert "<tr id='sio2'" in index[index.index("Claims, paper vs ours"):]

@@ -108,12 +108,25 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
     lines = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              f"<title>scirobust reproductions</title><style>{_CSS}</style></head><body>",
              "<h1>scirobust: every reproduction, paper vs ours</h1>",
-             "<p><small>One row per case; the outcome comes from criteria fixed in each case's "
-             "code before its numbers were seen. Full details in each case's report; all rows "
-             "in summary.csv.</small></p>",
+             "<p><small>The outcome of each claim comes from a criterion fixed in its case's "
+             "code before the numbers were seen. Full details in each case's report; every "
+             "claim is a row of summary.csv.</small></p>",
              f"<p>{esc(total_time_line(entries))}</p>",
-             "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims and numbers"
-             "</th><th>mode</th><th>time</th></tr>"]
+             "<h2>At a glance</h2>",
+             "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims reproduced / "
+             "partly / not</th><th>mode</th><th>time</th></tr>"]
+    for e in entries:
+        outcomes = [v.get("outcome") for v in e.verdicts]
+        counts = " / ".join(str(outcomes.count(o))
+                            for o in ("reproduced", "partly", "not reproduced"))
+        lines.append(
+            f"<tr class='{esc((e.outcome or e.status).replace(' ', '-'))}'>"
+            f"<td><a href='#{esc(e.name)}'>{esc(e.name)}</a></td><td>{esc(e.paper)}</td>"
+            f"<td>{esc(e.outcome or e.status)}</td><td>{counts if e.verdicts else ''}</td>"
+            f"<td>{_mode(e)}</td><td>{_seconds(e)}</td></tr>")
+    lines += ["</table>", "<h2>Claims, paper vs ours</h2>",
+              "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims and numbers"
+              "</th><th>mode</th><th>time</th></tr>"]
     for e in entries:
         css = (e.outcome or e.status).replace(" ", "-")
         name = f"<a href='{esc(e.report)}'>{esc(e.name)}</a>" if e.report else esc(e.name)
@@ -123,15 +136,22 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
             + (f"<br><small>ours: {esc(v['ours'])}</small>" if v.get("ours") else "")
             + (f"<br><small>{esc(v['detail'])}</small>" if v.get("detail") else "") + "</p>"
             for v in e.verdicts) or esc(e.message or e.status)
-        mode = "" if e.quick is None else ("quick" if e.quick else "full")
-        time_s = "" if e.wall_time_s is None else f"{e.wall_time_s:.0f} s"
-        lines.append(f"<tr class='{esc(css)}'><td>{name}<br><small>{esc(e.title)}</small></td>"
-                     f"<td>{esc(e.paper)}</td><td>{esc(e.outcome or e.status)}</td>"
-                     f"<td>{claims}</td><td>{mode}</td><td>{time_s}</td></tr>")
+        lines.append(f"<tr id='{esc(e.name)}' class='{esc(css)}'><td>{name}<br><small>"
+                     f"{esc(e.title)}</small></td><td>{esc(e.paper)}</td>"
+                     f"<td>{esc(e.outcome or e.status)}</td><td>{claims}</td><td>{_mode(e)}</td>"
+                     f"<td>{_seconds(e)}</td></tr>")
     lines.append("</table></body></html>")
     path = root / "index.html"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _mode(entry: CaseEntry) -> str:
+    return "" if entry.quick is None else ("quick" if entry.quick else "full")
+
+
+def _seconds(entry: CaseEntry) -> str:
+    return "" if entry.wall_time_s is None else f"{entry.wall_time_s:.0f} s"
 
 
 def verdict_cells(summary_csv: Path) -> dict[str, str]:
