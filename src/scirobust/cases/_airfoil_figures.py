@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.collections import LineCollection
@@ -18,7 +18,10 @@ from matplotlib.figure import Figure
 
 from scirobust.report import COLORS, save_case_figure
 
-__all__ = ["cp_curve_figures", "error_bar_figure", "perturbation_figure"]
+if TYPE_CHECKING:
+    from scirobust.cases.airfoil import AirfoilSettings
+
+__all__ = ["case_figures", "cp_curve_figures", "error_bar_figure", "perturbation_figure"]
 
 Evals = Sequence[dict[str, Any]]
 
@@ -143,3 +146,20 @@ def perturbation_figure(directory: Path, ev: dict[str, Any], title: str,
                      "0.03 chord, mostly along the chord, and points near the leading edge "
                      "hardly at all. Bottom right: the PINN's surface Cp at the moved points "
                      "against the exact Cp at the clean ones (axis inverted).")
+
+
+def case_figures(directory: Path, s: AirfoilSettings, evals: Evals, mach: Evals) -> None:
+    """Draw and save the case figures (paper Fig. 4A–D): the perturbation, the Cp curves of the
+    Mach setting, the error bars of both settings and the Cp curves of the 5-input variant."""
+    titles = [f"case {i + 1}: M = {m[0]:g}, α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g}), τ = {m[1]:g}°"
+              for i, (c, m) in enumerate(zip(s.test_cases, s.mach_cases, strict=True))]
+    perturbation_figure(directory, mach[0], f"Mach setting, {titles[0]}")
+    cp_curve_figures(directory, mach, titles, ("airfoil_1_cp_random", "airfoil_2_cp_fgsm"),
+                     "7-input Mach setting (Kármán–Trefftz, Kármán–Tsien)")
+    error_bar_figure(directory, [
+        ("7 inputs: Mach (Kármán–Tsien), α, μ, trailing-edge angle — decides", mach),
+        ("5 inputs: incompressible Joukowski (α, μ) — variant", evals)])
+    cp_curve_figures(directory, evals, [f"case {i + 1}: α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g})"
+                                        for i, c in enumerate(s.test_cases)],
+                     ("airfoil_4_cp_5_inputs",),
+                     "5-input incompressible variant")

@@ -3,13 +3,17 @@ dicts of `scirobust.cases.airfoil.measure_case` / `measure_mach_case`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from scirobust.cases import Verdict
 
-__all__ = ["STAND_IN", "mean_notes", "pairs", "verdicts"]
+if TYPE_CHECKING:
+    from scirobust.cases.airfoil import AirfoilSettings
+
+__all__ = ["STAND_IN", "mean_notes", "pairs", "run_notes", "verdicts"]
 
 Evals = list[dict[str, Any]]
 
@@ -82,4 +86,49 @@ def mean_notes(name: str, evals: Evals, exact_name: str) -> list[str]:
             "nearly all of the attacked error is the true sensitivity of Cp to where the point "
             "is, which the PINN follows." if min(shares) > 0.9 else "the rest is the network's "
             "own error (clean and off the wall), which the attack exploits."),
+    ]
+
+
+def run_notes(s: AirfoilSettings, info: dict[str, Any], evals: Evals, mach: Evals, quick: bool,
+              seed: int, total: float) -> list[str]:
+    """Report notes: training (times in s), the two input settings, the Mach cases, the
+    per-setting means and the attack protocol."""
+    losses = info["final_losses"]
+    subcritical = all(ev["cp_ref_min"] > ev["cp_critical"] for ev in mach)
+    return [
+        f"Mode: {'quick' if quick else 'full'}; seed {seed}; network MLP 6 → "
+        f"{s.depth} × {s.hidden} tanh → 1 (float64) trained from the PDE, wall, far-field and "
+        f"Kutta residuals only (weights {s.weight_pde:g}/{s.weight_wall:g}/{s.weight_far:g}/"
+        f"{s.weight_kutta:g}) by {s.iterations} Adam iterations (lr {s.learning_rate:g} → "
+        f"{s.final_learning_rate:g}, cosine, fresh points) then {s.lbfgs_iterations} L-BFGS "
+        f"iterations on {s.lbfgs_points_factor}× as many fixed points; training "
+        f"{info['train_seconds']:.0f} s, whole case {total:.0f} s on "
+        f"{torch.get_num_threads()} thread(s). Final loss terms: "
+        + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()) + ".",
+        "Settings: 'Mach' (7 inputs x, y, Mach, α, μx, μy, trailing-edge angle τ; models "
+        "'pinn_mach', 'exact_mach'; decides the verdicts) and '5-input' (x, y, α, μx, μy, "
+        "incompressible Joukowski; models 'pinn', 'exact_potential'; its numbers are those of "
+        "the case before the Mach setting was added, same seed). One trained network serves "
+        "both: it learns the circle-plane stream function, which neither τ nor Mach changes; τ "
+        "enters through the exact Kármán–Trefftz map, Mach through the Kármán–Tsien rule "
+        "Cp = Cp₀/(√(1−M²) + M²/(1+√(1−M²))·Cp₀/2) applied to the PINN's and the exact Cp₀ "
+        "alike. Kármán–Tsien, not Prandtl–Glauert: Prandtl–Glauert scales model and reference "
+        "by the same factor and leaves every relative error unchanged.",
+        "Mach setting per case (Mach, τ): " + "; ".join(
+            f"case {i + 1}: {m[0]:g}, {m[1]:g}°" for i, m in enumerate(s.mach_cases))
+        + f" — inside the subsonic domain Mach {s.mach_range[0]:g}–{s.mach_range[1]:g}, τ "
+        f"{s.te_angle_range_deg[0]:g}–{s.te_angle_range_deg[1]:g}°: Mach about 90 % of each "
+        "clean surface's critical Mach, τ evenly spread; "
+        "subcritical at the clean surface (min Cp above the sonic Cp*) in every case: "
+        + ("yes" if subcritical else "NO") + " (table airfoil_mach_cp_relative_l2).",
+        *mean_notes("Mach setting", mach, "exact_mach"),
+        *mean_notes("5-input setting", evals, "exact_potential"),
+        "Attack: relative L-inf budget of 3 % on (x, y) in the chord frame (x = 0 near the "
+        "leading edge, 1 at the trailing edge), Mach, angle and shape inputs masked (unchanged "
+        "bit for bit: " + ("yes" if all(ev["params_unchanged"] for ev in (*evals, *mach))
+                           else "NO") +
+        f"); {s.n_surface} surface points per case, uniform in circle-plane angle; random = "
+        f"{s.n_random} draws of ±3 % signs (relative L2 of the squared errors averaged over "
+        "draws). FGSM maximises the squared Cp error against the exact Cp at the clean point; "
+        "the exact models are the exact flow through the same random moves.",
     ]

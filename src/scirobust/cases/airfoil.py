@@ -44,18 +44,14 @@ from torch import Tensor
 from scirobust.audit import audit
 from scirobust.budget import Budget
 from scirobust.cases import Case, CaseOptions, CaseOutput, finish, single_threaded
-from scirobust.cases._airfoil_figures import (
-    cp_curve_figures,
-    error_bar_figure,
-    perturbation_figure,
-)
+from scirobust.cases._airfoil_figures import case_figures
 from scirobust.cases._airfoil_mach import (
     INPUTS_MACH,
     MachPinn,
     critical_pressure_coefficient,
     mach_surface_batch,
 )
-from scirobust.cases._airfoil_verdicts import mean_notes, verdicts
+from scirobust.cases._airfoil_verdicts import run_notes, verdicts
 from scirobust.cases._joukowski import (
     ExactStream,
     JoukowskiPinn,
@@ -260,6 +256,8 @@ Evals = list[dict[str, Any]]
 
 def _tables(directory: Path, s: AirfoilSettings, evals: Evals, mach: Evals,
             info: dict[str, Any]) -> None:
+    """Write the per-case relative-L2 Cp tables of both input settings (fractions) and the
+    training losses' final values."""
     columns = {"clean": "clean", "random_mean": "random", "random_std": "random_spread",
                "fgsm": "fgsm", "fgsm_over_random": "ratio", "exact_field_random": "exact_random",
                "exact_field_at_fgsm_points": "exact_at_fgsm",
@@ -281,18 +279,15 @@ def _tables(directory: Path, s: AirfoilSettings, evals: Evals, mach: Evals,
                      [[k, w, losses[k]] for k, w in info["weights"].items()])
 
 
-def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -> CaseOutput:
-    """Train the parametric PINN, attack the surface coordinates in both input settings,
-    write results and report."""
-    started = time.perf_counter()
-    s = settings or (AirfoilSettings.quick() if options.quick else AirfoilSettings.full())
-    directory = Path(options.output)
-    model, info = train_pinn(s, options.seed, options.quiet)
+def _measure_settings(model: JoukowskiPinn, s: AirfoilSettings,
+                      seed: int) -> tuple[list[Record], Evals, Evals]:
+    """Records of both input settings (5-input Joukowski, 7-input Mach) plus their means over
+    cases, and the per-case evaluations of the 5-input and of the Mach setting."""
     exact = JoukowskiPinn(ExactStream())
     records: list[Record] = []
     evals: Evals = []
     for i, case in enumerate(s.test_cases):
-        case_records, ev = measure_case(model, exact, case, f"case {i + 1}", s, options.seed)
+        case_records, ev = measure_case(model, exact, case, f"case {i + 1}", s, seed)
         records += case_records
         evals.append(ev)
     # The same trained network behind the Kármán–Trefftz map and the Kármán–Tsien correction.
@@ -300,65 +295,27 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
     mach: Evals = []
     for i, (case, mc) in enumerate(zip(s.test_cases, s.mach_cases, strict=True)):
         case_records, ev = measure_mach_case(model_mach, exact_mach, case, mc, f"case {i + 1}",
-                                             s, options.seed)
+                                             s, seed)
         records += case_records
         mach.append(ev)
     records += mean_records(records)
+    return records, evals, mach
+
+
+def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -> CaseOutput:
+    """Train the parametric PINN, attack the surface coordinates in both input settings,
+    write results and report."""
+    started = time.perf_counter()
+    s = settings or (AirfoilSettings.quick() if options.quick else AirfoilSettings.full())
+    directory = Path(options.output)
+    model, info = train_pinn(s, options.seed, options.quiet)
+    records, evals, mach = _measure_settings(model, s, options.seed)
 
     _tables(directory, s, evals, mach, info)
-    titles = [f"case {i + 1}: M = {m[0]:g}, α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g}), τ = {m[1]:g}°"
-              for i, (c, m) in enumerate(zip(s.test_cases, s.mach_cases, strict=True))]
-    perturbation_figure(directory, mach[0], f"Mach setting, {titles[0]}")
-    cp_curve_figures(directory, mach, titles, ("airfoil_1_cp_random", "airfoil_2_cp_fgsm"),
-                     "7-input Mach setting (Kármán–Trefftz, Kármán–Tsien)")
-    error_bar_figure(directory, [
-        ("7 inputs: Mach (Kármán–Tsien), α, μ, trailing-edge angle — decides", mach),
-        ("5 inputs: incompressible Joukowski (α, μ) — variant", evals)])
-    cp_curve_figures(directory, evals, [f"case {i + 1}: α = {c[0]:g}°, μ = ({c[1]:g}, {c[2]:g})"
-                                        for i, c in enumerate(s.test_cases)],
-                     ("airfoil_4_cp_5_inputs",),
-                     "5-input incompressible variant")
+    case_figures(directory, s, evals, mach)
 
     total = time.perf_counter() - started
-    losses = info["final_losses"]
-    subcritical = all(ev["cp_ref_min"] > ev["cp_critical"] for ev in mach)
-    notes = [
-        f"Mode: {'quick' if options.quick else 'full'}; seed {options.seed}; network MLP 6 → "
-        f"{s.depth} × {s.hidden} tanh → 1 (float64) trained from the PDE, wall, far-field and "
-        f"Kutta residuals only (weights {s.weight_pde:g}/{s.weight_wall:g}/{s.weight_far:g}/"
-        f"{s.weight_kutta:g}) by {s.iterations} Adam iterations (lr {s.learning_rate:g} → "
-        f"{s.final_learning_rate:g}, cosine, fresh points) then {s.lbfgs_iterations} L-BFGS "
-        f"iterations on {s.lbfgs_points_factor}× as many fixed points; training "
-        f"{info['train_seconds']:.0f} s, whole case {total:.0f} s on "
-        f"{torch.get_num_threads()} thread(s). Final loss terms: "
-        + ", ".join(f"{k} {v:.2e}" for k, v in losses.items()) + ".",
-        "Settings: 'Mach' (7 inputs x, y, Mach, α, μx, μy, trailing-edge angle τ; models "
-        "'pinn_mach', 'exact_mach'; decides the verdicts) and '5-input' (x, y, α, μx, μy, "
-        "incompressible Joukowski; models 'pinn', 'exact_potential'; its numbers are those of "
-        "the case before the Mach setting was added, same seed). One trained network serves "
-        "both: it learns the circle-plane stream function, which neither τ nor Mach changes; τ "
-        "enters through the exact Kármán–Trefftz map, Mach through the Kármán–Tsien rule "
-        "Cp = Cp₀/(√(1−M²) + M²/(1+√(1−M²))·Cp₀/2) applied to the PINN's and the exact Cp₀ "
-        "alike. Kármán–Tsien, not Prandtl–Glauert: Prandtl–Glauert scales model and reference "
-        "by the same factor and leaves every relative error unchanged.",
-        "Mach setting per case (Mach, τ): " + "; ".join(
-            f"case {i + 1}: {m[0]:g}, {m[1]:g}°" for i, m in enumerate(s.mach_cases))
-        + f" — inside the subsonic domain Mach {s.mach_range[0]:g}–{s.mach_range[1]:g}, τ "
-        f"{s.te_angle_range_deg[0]:g}–{s.te_angle_range_deg[1]:g}°: Mach about 90 % of each "
-        "clean surface's critical Mach, τ evenly spread; "
-        "subcritical at the clean surface (min Cp above the sonic Cp*) in every case: "
-        + ("yes" if subcritical else "NO") + " (table airfoil_mach_cp_relative_l2).",
-        *mean_notes("Mach setting", mach, "exact_mach"),
-        *mean_notes("5-input setting", evals, "exact_potential"),
-        "Attack: relative L-inf budget of 3 % on (x, y) in the chord frame (x = 0 near the "
-        "leading edge, 1 at the trailing edge), Mach, angle and shape inputs masked (unchanged "
-        "bit for bit: " + ("yes" if all(ev["params_unchanged"] for ev in (*evals, *mach))
-                           else "NO") +
-        f"); {s.n_surface} surface points per case, uniform in circle-plane angle; random = "
-        f"{s.n_random} draws of ±3 % signs (relative L2 of the squared errors averaged over "
-        "draws). FGSM maximises the squared Cp error against the exact Cp at the clean point; "
-        "the exact models are the exact flow through the same random moves.",
-    ]
+    notes = run_notes(s, info, evals, mach, options.quick, options.seed, total)
     results = Results(records, metadata={
         "case": CASE_NAME, "title": CASE.title, "paper": CASE.paper, "description": (
             "A parametric PINN for potential flow around Kármán–Trefftz airfoils (inputs x, y, "
@@ -370,7 +327,7 @@ def run_airfoil(options: CaseOptions, settings: AirfoilSettings | None = None) -
         "notes": notes, "settings": dataclasses.asdict(s), "seed": options.seed,
         "quick": options.quick, "units": {METRIC: "dimensionless"},
         "epsilon_label": "relative perturbation of (x, y), eps", "wall_time_s": total,
-        "train_seconds": info["train_seconds"], "final_losses": losses,
+        "train_seconds": info["train_seconds"], "final_losses": info["final_losses"],
         "inputs": {"mach": list(INPUTS_MACH), "5-input": list(INPUTS)},
         "standard_figures": False,  # one ε, 4 models × 6 cases: the case figures (4A–D) tell it
     }, per_sample={f"{tag}case{i + 1}_{k}": ev[k].numpy()

@@ -173,12 +173,9 @@ def _train_seed(settings: DigitsSettings, seed: int, state: dict) -> None:
     state["sizes"] = (len(xtr), len(xte), xte[0].numel())
 
 
-def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> CaseOutput:
-    """Train every network on every seed, track (pixel and feature) robust accuracy and Δx/Δp
-    (pixel and feature level) per epoch; t-SNE pictures of the first seed."""
-    started, output = time.perf_counter(), Path(output)
-    if settings.seeds < 1:
-        raise ConfigError(f"DigitsSettings.seeds must be >= 1; got {settings.seeds}.")
+def _train_all(settings: DigitsSettings, seed: int) -> tuple[DigitsSettings, dict]:
+    """The settings as run (the papers' CIFAR-10 eps on CIFAR data at the default eps) and the
+    training state after every network on every seed (see `_train_seed`)."""
     _, ytr, _, yte, data_desc = load_data(settings, seed)
     if data_desc.startswith("CIFAR") and settings.eps == DigitsSettings.eps:
         settings = replace(settings, eps=8 / 255)  # the papers' CIFAR-10 eps (SCIENCE.md §8)
@@ -188,16 +185,15 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
                    "n_classes": int(max(ytr.max(), yte.max())) + 1}
     for s in seeds:
         _train_seed(settings, s, state)
-    results, feature, unc_rows = state["results"], state["feature"], state["unc"]
+    return settings, state
+
+
+def _write_tracking(output: Path, settings: DigitsSettings, seed: int, results: Results,
+                    feature_labels: list[str], trends: dict[str, dict],
+                    per_seed: dict[str, list[dict]]) -> None:
+    """Write the accuracy trend tables and the tracking figures on pixels (paper 001 Fig. 2)
+    and on the feature layer (Fig. 5)."""
     eps, sweep, n = settings.eps, settings.sweep(seed), settings.seeds
-    feature_labels = list(state["feature_labels"])
-    labels = [*settings.networks, *feature_labels]
-    if n > 1:  # the mean over seeds under the plain label, before the per-seed records
-        results.records[:0] = seed_means(
-            results.records, {m: [seed_label(m, s, n) for s in seeds] for m in labels})
-    trends = {m: trend(results, m, eps) for m in labels}
-    per_seed = {m: [trend(results, seed_label(m, s, n), eps) for s in seeds] for m in labels}
-    band = f" Mean of {n} seeds, ±1 s.e. band." if n > 1 else ""
     for name, group, stem, title, caption in (
         ("pixels", list(settings.networks), "fig2_pixels", "Test and robust accuracy over training"
          f", attacks on pixels (ε = {eps}) — paper 001 Fig. 2", "Test accuracy (black) and robust "
@@ -217,47 +213,72 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
                              output, stem, caption + (
                                  f" Mean of {n} seeds; shaded: ±1 s.e. over seeds of the test "
                                  "accuracy and the envelope." if n > 1 else ""))
-    unc_summary = uncertainty_summary(unc_rows) if unc_rows else []
-    if unc_rows:
-        write_case_table(output / "tables" / "uncertainty_per_class.csv", list(unc_rows[0]),
-                         [list(r.values()) for r in unc_rows])
-        write_case_table(output / "tables" / "uncertainty_summary.csv", list(unc_summary[0]),
-                         [list(r.values()) for r in unc_summary])
-        pixel_net = next((r["network"] for r in unc_rows if r["level"] == "pixels"), None)
-        if pixel_net is not None:
-            save_case_figure(
-                plot_uncertainty(unc_rows, pixel_net), output, "fig_uncertainty",
-                "Δx, Δp and Δx·Δp of the neural packet of every class over training (paper 004 "
-                "Fig. 2), QMC over the pixel box with jackknife standard errors." + band)
-        unc_nets = list(dict.fromkeys(r["network"] for r in unc_rows))
-        save_case_figure(
-            plot_levels(unc_rows, unc_nets), output, "fig2_uncertainty_levels",
-            "Paper 004 Fig. 2 (b, d, f, h, j, l): class-mean Δx, Δp and Δx·Δp over training "
-            "relative to the first epoch, on the pixels (box [0, 1]) and on the feature layer "
-            "(box: each feature's range over the training images at that epoch)." + band)
-    radii: list[dict] = []
-    if state["snaps"]:
-        x_t, y_t = state["tsne_data"]
-        emb, emb_adv = tsne.embed(x_t, state["snaps"], seed)
-        radii = tsne.radius_rows(x_t, y_t, state["snaps"], settings.tsne_class)
-        write_case_table(output / "tables" / "tsne_radius.csv", list(radii[0]),
-                         [list(r.values()) for r in radii])
-        save_case_figure(tsne.plot_tsne(emb, emb_adv, y_t, state["snaps"], radii,
-                                        settings.tsne_class, settings.tsne_network),
-                         output, "fig1_tsne", tsne.CAPTION.format(
-                             network=settings.tsne_network, k=settings.tsne_class, seed=seed))
 
+
+def _write_uncertainty(output: Path, unc_rows: list[dict], n: int) -> list[dict]:
+    """Write the Δx/Δp tables and figures (paper 004 Fig. 2) of ``n`` seeds; returns the
+    summary rows (none without Δx/Δp rows)."""
+    if not unc_rows:
+        return []
+    band = f" Mean of {n} seeds, ±1 s.e. band." if n > 1 else ""
+    unc_summary = uncertainty_summary(unc_rows)
+    write_case_table(output / "tables" / "uncertainty_per_class.csv", list(unc_rows[0]),
+                     [list(r.values()) for r in unc_rows])
+    write_case_table(output / "tables" / "uncertainty_summary.csv", list(unc_summary[0]),
+                     [list(r.values()) for r in unc_summary])
+    pixel_net = next((r["network"] for r in unc_rows if r["level"] == "pixels"), None)
+    if pixel_net is not None:
+        save_case_figure(
+            plot_uncertainty(unc_rows, pixel_net), output, "fig_uncertainty",
+            "Δx, Δp and Δx·Δp of the neural packet of every class over training (paper 004 "
+            "Fig. 2), QMC over the pixel box with jackknife standard errors." + band)
+    unc_nets = list(dict.fromkeys(r["network"] for r in unc_rows))
+    save_case_figure(
+        plot_levels(unc_rows, unc_nets), output, "fig2_uncertainty_levels",
+        "Paper 004 Fig. 2 (b, d, f, h, j, l): class-mean Δx, Δp and Δx·Δp over training "
+        "relative to the first epoch, on the pixels (box [0, 1]) and on the feature layer "
+        "(box: each feature's range over the training images at that epoch)." + band)
+    return unc_summary
+
+
+def _write_tsne(output: Path, settings: DigitsSettings, state: dict, seed: int) -> list[dict]:
+    """Write the t-SNE figure (paper 004 Fig. 1) and radius table of the first seed's
+    snapshots; returns the radius rows (none without snapshots)."""
+    if not state["snaps"]:
+        return []
+    x_t, y_t = state["tsne_data"]
+    emb, emb_adv = tsne.embed(x_t, state["snaps"], seed)
+    radii = tsne.radius_rows(x_t, y_t, state["snaps"], settings.tsne_class)
+    write_case_table(output / "tables" / "tsne_radius.csv", list(radii[0]),
+                     [list(r.values()) for r in radii])
+    save_case_figure(tsne.plot_tsne(emb, emb_adv, y_t, state["snaps"], radii,
+                                    settings.tsne_class, settings.tsne_network),
+                     output, "fig1_tsne", tsne.CAPTION.format(
+                         network=settings.tsne_network, k=settings.tsne_class, seed=seed))
+    return radii
+
+
+def _summary(trends: dict[str, dict], per_seed: dict[str, list[dict]],
+             n: int) -> list[list[str]]:
+    """Report summary rows: clean and envelope accuracy first→last epoch per model (seed mean
+    ± s.e. over ``n`` seeds) and whether the trade-off is seen."""
     def fmt(m: str, first: str, last: str) -> str:  # seed mean, ± s.e. over seeds
         def pm(key: str) -> str:
             return f"±{seed_spread(per_seed[m], key)[1]:.3f}" if n > 1 else ""
         return f"{trends[m][first]:.3f}{pm(first)}→{trends[m][last]:.3f}{pm(last)}"
 
-    summary = [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
+    return [["model", "clean first→last", "envelope first→last", "trade-off seen"]] + [
         [m, fmt(m, "clean_first", "clean_last"), fmt(m, "envelope_first", "envelope_last"),
          str(t["tradeoff_seen"])] for m, t in trends.items()]
-    n_train, n_test, d_pixels = state["sizes"]
+
+
+def _notes(settings: DigitsSettings, state: dict, unc_rows: list[dict],
+           radii: list[dict]) -> list[str]:
+    """Report notes: the data, the feature-level Δx/Δp box, t-SNE and how to read Δx/Δp."""
+    n_train, n_test, _ = state["sizes"]
     notes = [f"Data: {state['data_desc']}; {n_train} train, {n_test} test images"
-             + (f" (last seed; seeds {seeds}, each its own split)." if n > 1 else ".")]
+             + (f" (last seed; seeds {state['seeds']}, each its own split)."
+                if settings.seeds > 1 else ".")]
     if unc_rows:
         notes.append("Feature level of Δx/Δp: the packet is the classifier's cross-entropy as a "
                      "function of the feature vector (output of `features`, the input of "
@@ -267,6 +288,34 @@ def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> Case
     if radii:
         notes.append(tsne.NOTE.format(k=settings.tsne_class))
     notes.extend(INTERPRETATION_NOTES)
+    return notes
+
+
+def run_digits(settings: DigitsSettings, output: Path, *, seed: int = 0) -> CaseOutput:
+    """Train every network on every seed, track (pixel and feature) robust accuracy and Δx/Δp
+    (pixel and feature level) per epoch; t-SNE pictures of the first seed."""
+    started, output = time.perf_counter(), Path(output)
+    if settings.seeds < 1:
+        raise ConfigError(f"DigitsSettings.seeds must be >= 1; got {settings.seeds}.")
+    settings, state = _train_all(settings, seed)
+    results, feature, unc_rows, seeds = (state["results"], state["feature"], state["unc"],
+                                         state["seeds"])
+    eps, n = settings.eps, settings.seeds
+    feature_labels = list(state["feature_labels"])
+    labels = [*settings.networks, *feature_labels]
+    if n > 1:  # the mean over seeds under the plain label, before the per-seed records
+        results.records[:0] = seed_means(
+            results.records, {m: [seed_label(m, s, n) for s in seeds] for m in labels})
+    trends = {m: trend(results, m, eps) for m in labels}
+    per_seed = {m: [trend(results, seed_label(m, s, n), eps) for s in seeds] for m in labels}
+
+    _write_tracking(output, settings, seed, results, feature_labels, trends, per_seed)
+    unc_summary = _write_uncertainty(output, unc_rows, n)
+    radii = _write_tsne(output, settings, state, seed)
+
+    summary = _summary(trends, per_seed, n)
+    notes = _notes(settings, state, unc_rows, radii)
+    _, n_test, d_pixels = state["sizes"]
     verdict_list = verdicts(settings=settings, trends=trends, per_seed=per_seed,
                             feature=feature, unc_rows=unc_rows, unc_summary=unc_summary,
                             radii=radii, notes=notes, pixel_std=state["pixel_std"],

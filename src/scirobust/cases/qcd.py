@@ -25,49 +25,31 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from scirobust.audit import audit
 from scirobust.cases import Case, CaseOptions, CaseOutput, Verdict, finish, single_threaded
 from scirobust.cases import _qcd_physics as phys
 from scirobust.cases._qcd_physics import DLQP, HOTQCD_VALID_GEV, hotqcd_p_over_t4
+from scirobust.cases._qcd_present import FRACTION, METRIC, P_FRACTION, P_METRIC, READINGS, figures
 from scirobust.metrics import METRICS, Metric
-from scirobust.report import COLORS, save_case_figure, summary_rows, write_case_table
+from scirobust.report import summary_rows, write_case_table
 from scirobust.results import Record, Results
 
 __all__ = ["CASE", "QcdSettings", "audit_temperatures", "run", "run_qcd", "temperature_errors",
            "train_dlqp"]
 
-CASE_NAME, MODEL_NAME, METRIC, P_METRIC = "qcd", "dlqp", "mae", "mae_pressure"
-FRACTION, P_FRACTION = "fraction_random_exceeds_fgsm", "fraction_random_exceeds_fgsm_pressure"
+CASE_NAME, MODEL_NAME = "qcd", "dlqp"
 DECIDING = P_METRIC
 """The reading that decides the verdict, fixed before any result: the paper's, the pressure."""
-READINGS = {METRIC: ("p/T⁴", "dimensionless", FRACTION, 0), P_METRIC: ("P", "GeV⁴", P_FRACTION, 4)}
-"""Per metric: label, unit, fraction metric and the power of T that turns p/T⁴ into it."""
 P_MAE = Metric(P_METRIC, METRICS["mae"].components,
                lambda c: [(P_METRIC, *tuple(r)[1:]) for r in METRICS["mae"].reduce(c)],
                description="mean absolute pressure error (GeV^4)")
 RANDOM_SIGN, ATTACKS = "random_sign", ("random_sign", "fgsm")
-CLEAN, RANDOM, FGSM = COLORS.clean, COLORS.random, COLORS.fgsm
 
 PAPER_T_EXCEPTION_GEV = 0.24
 """Temperature at which the paper saw random noise beat FGSM (GeV)."""
 SMALL_GAP = 1.2
 """Mean FGSM/random ratio below which the attack's advantage counts as small."""
-CAPTIONS = {
-    "qcd_1_eos": "Paper Fig. 5B: pressure (trained) and energy density (predicted by autograd, "
-    "never trained on) of the DLQP model against the HotQCD 2014 parametrisation; circles: the "
-    "training temperatures; lower panel: model minus parametrisation.",
-    "qcd_2_attack_errors": "Paper Fig. 5C/D: |Δ(p/T⁴)| (left, diagnostic) and |ΔP|, P = T⁴·p/T⁴ "
-    "in GeV⁴ (right, the paper's quantity; each attacked on its own error) at the T the network "
-    "sees: clean, random ±eps (mean of the draws), FGSM; shaded: random gives the larger error.",
-    "qcd_3_loss_landscape": "|Δ(p/T⁴)| (left) and |ΔP| (right) along T around a temperature where "
-    "random beats FGSM in that reading (nearest 0.24 GeV); dotted: first-order prediction from "
-    "the gradient; markers: T ± eps on the side FGSM chose and on the other side.",
-    "qcd_4_masses": "Quasi-particle masses learned by the three residual MLPs (not unique: one "
-    "pressure curve constrains one combination of three masses).",
-}
-"""Captions of the case figures, by file stem."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,61 +155,6 @@ def _landscape(model: DLQP, temps: np.ndarray, errors: dict[str, np.ndarray],
 
 
 # --------------------------------------------------------------------------- present
-def _figures(directory: Path, dense: dict[str, np.ndarray], t_train: np.ndarray,
-             temps: np.ndarray, readings: dict[str, dict[str, np.ndarray]],
-             settings: QcdSettings, landscapes: dict[str, dict[str, Any]]) -> None:
-    epsilons = settings.epsilons_gev
-    figs = {"qcd_1_eos": Figure(figsize=(6.4, 6.4), layout="constrained"),
-            "qcd_2_attack_errors": Figure(figsize=(11, 3.2 * len(epsilons)), layout="constrained"),
-            "qcd_3_loss_landscape": Figure(figsize=(11, 3.8), layout="constrained"),
-            "qcd_4_masses": Figure(figsize=(6.4, 3.6), layout="constrained")}
-    phys.plot_eos(figs["qcd_1_eos"], dense, t_train)  # paper Fig. 5B
-    phys.plot_masses(figs["qcd_4_masses"], dense)
-    axes = figs["qcd_2_attack_errors"].subplots(len(epsilons), 2, sharex=True, squeeze=False)
-    panels = [(ax, eps, m) for col, m in enumerate(READINGS)  # paper Fig. 5C/D
-              for ax, eps in zip(axes[:, col], epsilons, strict=True)]
-    for ax, eps, metric in panels:
-        errors, (name, unit, _, _) = readings[metric], READINGS[metric]
-        k, flagged = f"{eps:g}", errors[f"random_exceeds_fgsm_{eps:g}"]
-        for column, style, colour, label in (
-                ("clean_abs_error", "o-", CLEAN, "clean"), (f"fgsm_{k}", "^-", FGSM, "FGSM"),
-                (f"random_sign_{k}", "s-", RANDOM, f"random_sign ({settings.n_random} draws)")):
-            ax.semilogy(temps * 1e3, errors[column], style, ms=3, color=colour, label=label)
-        for t in temps[flagged]:
-            ax.axvspan(t * 1e3 - 1.0, t * 1e3 + 1.0, color=RANDOM, alpha=0.15, lw=0)
-        ax.set_ylabel(f"|Δ{name}| ({unit})")
-        ax.set_title(f"{name}, eps = {k} GeV: random > FGSM at {int(flagged.sum())} of "
-                     f"{flagged.size} temperatures (shaded)", fontsize=9)
-        ax.legend(fontsize=8)
-    for ax in axes[-1]:
-        ax.set_xlabel("T (MeV)")
-
-    for ax, m in zip(figs["qcd_3_loss_landscape"].subplots(1, 2), READINGS, strict=True):
-        _landscape_panel(ax, readings[m], landscapes[m], epsilons, m)
-    for stem, fig in figs.items():
-        save_case_figure(fig, directory, stem, CAPTIONS[stem])
-
-
-def _landscape_panel(ax: Any, errors: dict[str, np.ndarray], landscape: dict[str, Any],
-                     epsilons: tuple[float, ...], metric: str) -> None:
-    label = "|Δ{}| ({})".format(*READINGS[metric])
-    t_c, t_line, line = landscape["t_gev"], landscape["t_line_gev"], landscape["abs_error_line"]
-    i = landscape["index"]
-    ax.plot(t_line * 1e3, line, color=CLEAN, label=f"{label} along T")
-    tangent = errors["clean_abs_error"][i] + landscape["slope_per_gev"] * (t_line - t_c)
-    ax.plot(t_line * 1e3, np.abs(tangent), color=COLORS.grey, ls=":",
-            label="first-order (gradient) prediction")
-    ax.axvline(t_c * 1e3, color=CLEAN, lw=0.8)
-    for eps, marker in zip(epsilons, ("o", "s", "D"), strict=False):
-        sign = errors[f"fgsm_direction_{eps:g}"][i]
-        for s, colour, lab in ((sign, FGSM, "FGSM side"), (-sign, RANDOM, "other side")):
-            t_s = t_c + s * eps
-            ax.plot(t_s * 1e3, np.interp(t_s, t_line, line), marker, color=colour, ms=7,
-                    mfc="none", label=f"{lab}, eps = {eps:g} GeV")
-    ax.set(xlabel="T (MeV)", ylabel=label)
-    ax.set_title(f"Loss along T around T = {t_c * 1e3:.1f} MeV", fontsize=10)
-    ax.legend(fontsize=7)
-
 
 def _judge(results: Results, metric: str) -> tuple[str, str, str]:
     """Outcome, detail and the numbers of one reading from its per-eps means, ratios and
@@ -284,18 +211,14 @@ def _verdict(results: Results, epochs: int, at_paper_t: str) -> Verdict:
 
 
 # --------------------------------------------------------------------------- the case
-def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOutput:
-    """Train the DLQP model, audit the temperature input, write results, figures and report."""
-    started = time.perf_counter()
-    s = settings or (QcdSettings.quick() if options.quick else QcdSettings.full())
-    directory, device = Path(options.output), options.device
-    model, train_info = train_dlqp(s, options.seed, device, options.quiet)
-    dense, fit = phys.fit_quality(model, torch.linspace(
-        *s.train_range_gev, s.n_dense, dtype=torch.float64, device=device)[:, None])
-
-    temps, n = s.attack_temperatures(), s.attack_temperatures().size
-    results = audit_temperatures(model, temps, s, options.seed)
-    pressure = audit_temperatures(model, temps, s, options.seed, P_METRIC)
+def _measure_readings(model: DLQP, temps: np.ndarray, s: QcdSettings, seed: int) -> tuple[
+        Results, dict[str, dict[str, np.ndarray]], dict[str, dict[float, np.ndarray]]]:
+    """Both readings audited at ``temps`` (GeV) and merged into one `Results` with the fraction
+    of temperatures where random beats FGSM; per reading, the per-temperature error columns and
+    those flags by eps (GeV)."""
+    n = temps.size
+    results = audit_temperatures(model, temps, s, seed)
+    pressure = audit_temperatures(model, temps, s, seed, P_METRIC)
     readings = {METRIC: temperature_errors(results, temps),
                 P_METRIC: temperature_errors(pressure, temps, P_METRIC)}
     results.records.extend(pressure.records)
@@ -307,21 +230,43 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
         results.records.append(Record(CASE_NAME, MODEL_NAME, "fgsm", eps, READINGS[m][2], frac,
                                       math.sqrt(frac * (1 - frac) / n), n, baseline=RANDOM_SIGN,
                                       kind="adversarial"))
-    landscapes = {m: _landscape(model, temps, readings[m], s.epsilons_gev, device, READINGS[m][3])
-                  for m in READINGS}
+    return results, readings, flags
 
-    lo, hi = s.train_range_gev
+
+def _write_tables(directory: Path, temps: np.ndarray, readings: dict[str, dict[str, np.ndarray]],
+                  fit: dict[str, dict[str, float]], train_range_gev: tuple[float, float]) -> None:
+    """Write the per-temperature errors (GeV, GeV⁴) and the fit quality of p/T⁴ and ε/T⁴."""
+    lo, hi = train_range_gev
     columns = {"temperature_gev": temps, **readings[METRIC],
                **{f"pressure_{k}": v for k, v in readings[P_METRIC].items()}}
     write_case_table(directory / "tables" / "qcd_errors_vs_temperature.csv", list(columns),
-                     [[c[i].item() for c in columns.values()] for i in range(n)])
+                     [[c[i].item() for c in columns.values()] for i in range(temps.size)])
     write_case_table(directory / "tables" / "qcd_fit_quality.csv",
                      ["quantity", "rms_abs_error", "max_abs_error", "rms_relative_error",
                       "max_relative_error", "range_gev"],
                      [[f"{q}/T^4 ({what})", *fit[q].values(), f"{lo:g}-{hi:g}"]
                       for q, what in (("p", "trained"), ("e", "predicted"))])
-    _figures(directory, dense, train_info["t_train_gev"], temps, readings, s, landscapes)
 
+
+def _at_paper_temperature(temps: np.ndarray, readings: dict[str, dict[str, np.ndarray]],
+                          epsilons: tuple[float, ...]) -> str:
+    """Sentence giving clean, random and FGSM errors of both readings at the grid temperature
+    nearest the paper's exception (0.24 GeV)."""
+    i_p = int(np.argmin(np.abs(temps - PAPER_T_EXCEPTION_GEV)))
+    return f"At T = {temps[i_p]:.4f} GeV (the paper's exception): " + "; ".join(
+        f"|Δ{READINGS[m][0]}| ({READINGS[m][1]}) at eps = {eps:g} GeV: clean "
+        f"{e['clean_abs_error'][i_p]:.3g}, random {e[f'random_sign_{eps:g}'][i_p]:.3g}, FGSM "
+        f"{e[f'fgsm_{eps:g}'][i_p]:.3g} (random "
+        f"{'>' if e[f'random_exceeds_fgsm_{eps:g}'][i_p] else '<='} FGSM)"
+        for m in (DECIDING, METRIC) for e in [readings[m]] for eps in epsilons) + "."
+
+
+def _finding_notes(temps: np.ndarray, readings: dict[str, dict[str, np.ndarray]],
+                   flags: dict[str, dict[float, np.ndarray]], landscapes: dict[str, dict[str, Any]],
+                   epsilons: tuple[float, ...], at_paper_t: str) -> list[str]:
+    """Report notes on what was measured: where random beats FGSM (MeV), the paper's exception
+    temperature, where the two readings turn T opposite ways, and the loss landscapes."""
+    n = temps.size
     land_notes = [f"{READINGS[m][0]}: no temperature where random beats FGSM; landscape at "
                   f"T = {land['t_gev']:.4f} GeV." if land["eps"] is None else
                   f"{READINGS[m][0]} landscape at T = {land['t_gev']:.4f} GeV (flagged at eps = "
@@ -330,18 +275,23 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
                   f"{land['slope_per_gev']:.3g} per GeV), but at distance eps the other side is "
                   "worse: the gradient is the steepest direction only at short range."
                   for m, land in landscapes.items()]
-    i_p = int(np.argmin(np.abs(temps - PAPER_T_EXCEPTION_GEV)))
-    at_paper_t = f"At T = {temps[i_p]:.4f} GeV (the paper's exception): " + "; ".join(
-        f"|Δ{READINGS[m][0]}| ({READINGS[m][1]}) at eps = {eps:g} GeV: clean "
-        f"{e['clean_abs_error'][i_p]:.3g}, random {e[f'random_sign_{eps:g}'][i_p]:.3g}, FGSM "
-        f"{e[f'fgsm_{eps:g}'][i_p]:.3g} (random "
-        f"{'>' if e[f'random_exceeds_fgsm_{eps:g}'][i_p] else '<='} FGSM)"
-        for m in (DECIDING, METRIC) for e in [readings[m]] for eps in s.epsilons_gev) + "."
     turn_note = "FGSM moves T the other way on P than on p/T⁴ at " + ", ".join(
         f"{int((readings[METRIC][k] != readings[P_METRIC][k]).sum())} of {n} temperatures at "
-        f"eps = {k[15:]} GeV" for k in (f"fgsm_direction_{e:g}" for e in s.epsilons_gev)) + "."
-    total = time.perf_counter() - started
-    results.metadata.update({
+        f"eps = {k[15:]} GeV" for k in (f"fgsm_direction_{e:g}" for e in epsilons)) + "."
+    return [*(f"{READINGS[m][0]}, eps = {eps:g} GeV: random > FGSM at {int(f.sum())} of {n} "
+              "temperatures"
+              + (f" ({', '.join(f'{t * 1e3:.1f}' for t in temps[f])} MeV)" if f.any() else "")
+              for m in (P_METRIC, METRIC) for eps, f in flags[m].items()),
+            at_paper_t, turn_note, *land_notes]
+
+
+def _metadata(options: CaseOptions, s: QcdSettings, train_info: dict[str, Any],
+              fit: dict[str, dict[str, float]], landscapes: dict[str, dict[str, Any]],
+              findings: list[str], total: float) -> dict[str, Any]:
+    """Results metadata: description, notes, settings, units (GeV, GeV⁴), timings (s) and fit
+    quality."""
+    lo, hi = s.train_range_gev
+    return {
         "case": CASE_NAME, "title": CASE.title, "paper": CASE.paper,
         "description": "Deep-learning quasi-particle model of the QCD equation of state, trained "
                        "on the HotQCD 2014 pressure; its temperature input is attacked with FGSM "
@@ -359,11 +309,7 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
             "(fit quality: tables/qcd_fit_quality.csv).",
             f"Deciding reading: the pressure P = T⁴·p/T⁴ (GeV⁴, metric {P_METRIC}), attacked "
             f"through PressureOf(model); p/T⁴ (metric {METRIC}) is a diagnostic.",
-            *(f"{READINGS[m][0]}, eps = {eps:g} GeV: random > FGSM at {int(f.sum())} of {n} "
-              "temperatures"
-              + (f" ({', '.join(f'{t * 1e3:.1f}' for t in temps[f])} MeV)" if f.any() else "")
-              for m in (P_METRIC, METRIC) for eps, f in flags[m].items()),
-            at_paper_t, turn_note, *land_notes,
+            *findings,
             f"FGSM maximises the squared error against the parametrisation at the perturbed T; "
             f"random control: random_sign, {s.n_random} draws per temperature; {FRACTION} "
             f"({P_FRACTION}): fraction of temperatures flagged on p/T⁴ (P), binomial SE.",
@@ -378,7 +324,29 @@ def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOu
         "landscape_temperature_gev": {m: land["t_gev"] for m, land in landscapes.items()},
         "fit_quality": {f"{q}_over_t4": fit[q] for q in ("p", "e")},
         "epsilon_label": "perturbation of T, eps (GeV)",
-    })
+    }
+
+
+def run_qcd(options: CaseOptions, settings: QcdSettings | None = None) -> CaseOutput:
+    """Train the DLQP model, audit the temperature input, write results, figures and report."""
+    started = time.perf_counter()
+    s = settings or (QcdSettings.quick() if options.quick else QcdSettings.full())
+    directory, device = Path(options.output), options.device
+    model, train_info = train_dlqp(s, options.seed, device, options.quiet)
+    dense, fit = phys.fit_quality(model, torch.linspace(
+        *s.train_range_gev, s.n_dense, dtype=torch.float64, device=device)[:, None])
+
+    temps = s.attack_temperatures()
+    results, readings, flags = _measure_readings(model, temps, s, options.seed)
+    landscapes = {m: _landscape(model, temps, readings[m], s.epsilons_gev, device, READINGS[m][3])
+                  for m in READINGS}
+
+    _write_tables(directory, temps, readings, fit, s.train_range_gev)
+    figures(directory, dense, train_info["t_train_gev"], temps, readings, s, landscapes)
+    at_paper_t = _at_paper_temperature(temps, readings, s.epsilons_gev)
+    findings = _finding_notes(temps, readings, flags, landscapes, s.epsilons_gev, at_paper_t)
+    total = time.perf_counter() - started
+    results.metadata.update(_metadata(options, s, train_info, fit, landscapes, findings, total))
     # The per-temperature errors are already there under the engine's per-sample keys.
     results.per_sample |= {"attack_temperature_gev": temps,
                            **{f"{pre}fgsm_sign_{e:g}": readings[m][f"fgsm_direction_{e:g}"]
