@@ -357,6 +357,18 @@ def test_headlines_quote_the_last_step(tmp_path: Path) -> None:
     text = write_report(Results(recs), tmp_path).read_text(encoding="utf-8")
     summary = text[text.index("<h2>Summary</h2>"):text.index("<table")]
     assert "at step 4 under fgsm is 2.5" in summary and "at step 1" not in summary
+    assert "a few samples dominate" not in summary  # 2.5 ± 0.1 is a well-measured ratio
+
+
+def test_headline_flags_a_ratio_that_a_few_samples_carry(tmp_path: Path) -> None:
+    recs = [Record("s", "mace", "clean", 0.0, "rmse", 4.5, kind="clean"),
+            Record("s", "mace", "random", 0.5, "rmse", 5.0, kind="random"),
+            Record("s", "mace", "adv", 0.5, "rmse", 4822.0, kind="adversarial"),
+            Record("s", "mace", "adv", 0.5, "rmse", 956.0, 544.0, kind="ratio",
+                   baseline="random")]
+    text = write_report(Results(recs), tmp_path).read_text(encoding="utf-8")
+    summary = text[text.index("<h2>Summary</h2>"):text.index("<table")]
+    assert "under adv is 956" in summary and "a few samples dominate it" in summary
 
 
 def test_readme_verdict_column_is_filled_from_a_summary(tmp_path: Path) -> None:

@@ -312,9 +312,16 @@ def _headlines(results: Results, metric: str) -> list[str]:
         for rec in recs:
             if rec.epsilon == eps_max and rec.step == last[rec.variable]:
                 label = metric_name(metric, rec.variable, rec.step)
+                # A standard error above half the ratio means a few samples carry it: say so
+                # where the reader meets the number, not only in the table below.
+                few = (rec.stderr is not None and math.isfinite(rec.stderr)
+                       and rec.stderr > 0.5 * abs(rec.value))
                 lines.append(f"{rec.model}, ε = {eps_max:g}: {label} under {rec.attack} is "
                              f"{format_value(rec.value, rec.stderr)} × its value under "
-                             f"{rec.baseline or 'the random control'} of the same size.")
+                             f"{rec.baseline or 'the random control'} of the same size"
+                             + (" (its standard error is over half the ratio: a few samples "
+                                "dominate it; see the per-sample spread and any median "
+                                "metric)." if few else "."))
     return lines[:8]
 
 
