@@ -2,7 +2,10 @@
 `scirobust.attack` over eps (one input-gradient per eps and batch), `audit` once per eps, and
 one `audit` over all eps (one input-gradient per batch for every eps).
 
-    .venv/bin/python benchmarks/sweep_sharing.py --repeats 5 --threads 1
+    .venv/bin/python benchmarks/sweep_sharing.py --repeats 5 --threads 1 [--device cuda]
+
+On CUDA, `audit` stacks the 8 random draws of a batch into one forward pass (the
+`Sweep.batch_draws` default there); the loop cannot.
 
 Both paths produce the same perturbed inputs (checked); the table gives the median wall time.
 """
@@ -78,20 +81,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=16384)
     parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, x, y = _problem(args.n)
+    device = torch.device(args.device)
+    model, x, y = (t.to(device) for t in _problem(args.n))
     for a, b in zip(looped(model, x, y, args.batch, keep=True),
                     swept(model, x, y, args.batch, keep=True), strict=True):
-        assert torch.equal(a, b), "the two paths must give the same FGSM inputs"
+        assert torch.equal(a.cpu(), b.cpu()), "the two paths must give the same FGSM inputs"
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     paths = {"loop over eps": looped, "audit per eps": per_eps, "audit sweep": swept}
     times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.repeats):  # interleaved
         for name, fn in paths.items():
+            sync()
             start = time.perf_counter()
             fn(model, x, y, args.batch)
+            sync()
             times[name].append(time.perf_counter() - start)
     base = statistics.median(times["loop over eps"])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{name}, {args.n} samples in batches of {args.batch}, torch {torch.__version__}\n")
     print("| path | median s | speed-up |\n|---|---|---|")
     for name, values in times.items():
         med = statistics.median(values)
