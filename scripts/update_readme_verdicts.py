@@ -13,27 +13,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from scirobust.report.index import fill_verdict_column, verdict_cells
+from scirobust.report.index import fill_verdict_column, verdict_cells, write_index
 from scirobust.results import atomic_write_text
 
 
 def _summary_of_case_folders(root: Path) -> Path | None:
-    """A summary.csv (in a temporary copy) of ``root``'s case folders, e.g. the reference
-    outputs under ``docs/reference/``; None if there are none."""
+    """A summary.csv (written to a temporary folder, not into ``root``) of ``root``'s case
+    folders, e.g. the reference outputs under ``docs/reference/``; None if there are none."""
     from scirobust import cases
 
     if not any(root.glob("*/run.json")):
         return None
     out = Path(tempfile.mkdtemp())
-    for folder in root.glob("*/run.json"):
-        shutil.copytree(folder.parent, out / folder.parent.name,
-                        ignore=shutil.ignore_patterns("*.png", "*.npz", "*.html", "cache"))
-    cases.write_reproduction_index(out)
+    write_index(out, cases.reproduction_entries(root))
     return out / "summary.csv"
 
 

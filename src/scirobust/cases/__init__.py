@@ -20,12 +20,15 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from scirobust.errors import ConfigError
 from scirobust.results import Results, atomic_write_text
+
+if TYPE_CHECKING:
+    from scirobust.report.index import CaseEntry
 
 # name -> module defining CASE; add a line here when a new case lands.
 # name -> the optional extra it needs (pip install 'scirobust[<extra>]').
@@ -202,11 +205,11 @@ def available() -> list[str]:
     return sorted(CASE_MODULES)
 
 
-def write_reproduction_index(root: Path) -> Path:
-    """Write ``root/index.html`` and ``root/summary.csv`` over every registered case's folder
-    ``root/<case>`` (missing or failed ones listed as such); return the HTML path."""
+def reproduction_entries(root: Path) -> list[CaseEntry]:
+    """What the index shows of every registered case's folder ``root/<case>`` (missing or
+    failed ones as such)."""
     from scirobust.errors import ScirobustError
-    from scirobust.report.index import read_entry, write_index
+    from scirobust.report.index import read_entry
 
     entries = []
     for name in available():
@@ -216,7 +219,15 @@ def write_reproduction_index(root: Path) -> Path:
         except ScirobustError as exc:
             title, paper = f"(unavailable: {exc})", ""
         entries.append(read_entry(root / name, name, title, paper))
-    return write_index(root, entries)
+    return entries
+
+
+def write_reproduction_index(root: Path) -> Path:
+    """Write ``root/index.html`` and ``root/summary.csv`` over every registered case's folder
+    ``root/<case>``; return the HTML path."""
+    from scirobust.report.index import write_index
+
+    return write_index(root, reproduction_entries(root))
 
 
 def get_case(name: str) -> Case:

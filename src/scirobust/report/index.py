@@ -92,13 +92,11 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
                      "our_numbers", "criterion", "outcome", "detail", "mode", "wall_time_s",
                      "report"])
     for e in entries:
-        mode = "" if e.quick is None else ("quick" if e.quick else "full")
         time_s = "" if e.wall_time_s is None else f"{e.wall_time_s:.1f}"
-        rows = e.verdicts or ({},)
-        for v in rows:
+        for v in e.verdicts or ({},):
             writer.writerow([e.name, e.paper, e.status, e.outcome, v.get("claim", ""),
                              v.get("paper", ""), v.get("ours", ""), v.get("criterion", ""),
-                             v.get("outcome", ""), v.get("detail", "") or e.message, mode,
+                             v.get("outcome", ""), v.get("detail", "") or e.message, _mode(e),
                              time_s, e.report])
     atomic_write_text(root / "summary.csv", buffer.getvalue())
 
@@ -120,7 +118,7 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
         counts = " / ".join(str(outcomes.count(o))
                             for o in ("reproduced", "partly", "not reproduced"))
         lines.append(
-            f"<tr class='{esc((e.outcome or e.status).replace(' ', '-'))}'>"
+            f"<tr class='{esc(_row_class(e))}'>"
             f"<td><a href='#{esc(e.name)}'>{esc(e.name)}</a></td><td>{esc(e.paper)}</td>"
             f"<td>{esc(e.outcome or e.status)}</td><td>{counts if e.verdicts else ''}</td>"
             f"<td>{_mode(e)}</td><td>{_seconds(e)}</td></tr>")
@@ -128,7 +126,6 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
               "<table><tr><th>case</th><th>paper</th><th>outcome</th><th>claims and numbers"
               "</th><th>mode</th><th>time</th></tr>"]
     for e in entries:
-        css = (e.outcome or e.status).replace(" ", "-")
         name = f"<a href='{esc(e.report)}'>{esc(e.name)}</a>" if e.report else esc(e.name)
         claims = "".join(
             f"<p><b>{esc(v.get('outcome', ''))}</b>: {esc(v.get('claim', ''))}"
@@ -136,7 +133,7 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
             + (f"<br><small>ours: {esc(v['ours'])}</small>" if v.get("ours") else "")
             + (f"<br><small>{esc(v['detail'])}</small>" if v.get("detail") else "") + "</p>"
             for v in e.verdicts) or esc(e.message or e.status)
-        lines.append(f"<tr id='{esc(e.name)}' class='{esc(css)}'><td>{name}<br><small>"
+        lines.append(f"<tr id='{esc(e.name)}' class='{esc(_row_class(e))}'><td>{name}<br><small>"
                      f"{esc(e.title)}</small></td><td>{esc(e.paper)}</td>"
                      f"<td>{esc(e.outcome or e.status)}</td><td>{claims}</td><td>{_mode(e)}</td>"
                      f"<td>{_seconds(e)}</td></tr>")
@@ -144,6 +141,10 @@ def write_index(root: Path, entries: list[CaseEntry]) -> Path:
     path = root / "index.html"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _row_class(entry: CaseEntry) -> str:
+    return (entry.outcome or entry.status).replace(" ", "-")
 
 
 def _mode(entry: CaseEntry) -> str:
