@@ -92,7 +92,10 @@ def count(model_name: str, path: str, k: int, steps: int) -> int:
 
 def main() -> None:
     """Print a markdown table of instructions per call and their ratio."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Example: python benchmarks/attack_instructions.py --tasks small:1:300 "
+               "mlp:10:5  (MODEL:STEPS:CALLS, MODEL small or mlp)")
     parser.add_argument("--tasks", nargs="+", default=["small:1:300", "small:10:100",
                                                        "mlp:1:30"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -101,12 +104,18 @@ def main() -> None:
         model_name, path, k, steps = args.child
         child(model_name, path, int(k), int(steps))
         return
+    tasks = [task.split(":") for task in args.tasks]
+    for task, parts in zip(args.tasks, tasks, strict=True):
+        if (len(parts) != 3 or parts[0] not in SHAPES or not parts[1].isdigit()
+                or not parts[2].isdigit() or int(parts[1]) < 1 or int(parts[2]) < 1):
+            parser.error(f"task {task!r} is not MODEL:STEPS:CALLS with MODEL one of "
+                         f"{', '.join(SHAPES)} and STEPS, CALLS positive integers "
+                         "(e.g. small:10:100).")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind).")
     print("| task | steps | calls | hand loop (instructions/call) | scirobust | ratio |")
     print("|---|---|---|---|---|---|")
-    for task in args.tasks:
-        model_name, steps, k = task.split(":")
+    for model_name, steps, k in tasks:
         base = count(model_name, "hand", 0, int(steps))
         per_call = {p: (count(model_name, p, int(k), int(steps)) - base) / int(k)
                     for p in ("hand", "scirobust")}

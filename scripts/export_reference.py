@@ -60,9 +60,13 @@ def export(folder: Path, dest_root: Path) -> Path:
     return dest
 
 
+EXAMPLE = "python scripts/export_reference.py runs/full/qcd runs/full/sio2"
+
+
 def main() -> int:
     """Export every folder given on the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     epilog=f"Example: {EXAMPLE}")
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--dest", type=Path, default=Path(__file__).parents[1] / "docs" /
                         "reference")

@@ -33,9 +33,13 @@ def _summary_of_case_folders(root: Path) -> Path | None:
     return out / "summary.csv"
 
 
+EXAMPLE = "python scripts/update_readme_verdicts.py docs/reference"
+
+
 def main() -> int:
     """Rewrite the README's verdict column; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     epilog=f"Example: {EXAMPLE}")
     parser.add_argument("folder", type=Path, help="a `scirobust reproduce all` output folder")
     parser.add_argument("--readme", type=Path, default=Path(__file__).parents[1] / "README.md")
     parser.add_argument("--allow-quick", action="store_true")
