@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import scirobust as sr
+from scirobust.cli import _check_device
+from scirobust.errors import ConfigError
 
 EPS = 0.03
 STEPS = 10
@@ -215,6 +217,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
+    try:  # the CLI's check: a named error instead of torch's assertion deep inside
+        _check_device(args.device)
+    except ConfigError as exc:
+        parser.error(str(exc))
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)

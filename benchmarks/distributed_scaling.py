@@ -60,6 +60,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--worker", type=Path)
     args = parser.parse_args()
+    from scirobust.cli import _check_device
+    from scirobust.errors import ConfigError
+
+    try:  # the CLI's check: a named error instead of a failed worker's traceback
+        _check_device(args.device)
+    except ConfigError as exc:
+        parser.error(str(exc))
     if args.worker:
         worker(args.worker, args.device)
         return

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from scirobust import Budget, Sweep, attack, audit, objectives
+from scirobust.cli import _check_device
+from scirobust.errors import ConfigError
 
 EPSILONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -83,6 +85,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    try:  # the CLI's check: a named error instead of torch's assertion deep inside
+        _check_device(args.device)
+    except ConfigError as exc:
+        parser.error(str(exc))
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model, x, y = (t.to(device) for t in _problem(args.n))
